@@ -1,0 +1,105 @@
+"""The data that crosses process boundaries: one app's result and its stages.
+
+Everything here is plain JSON once converted (``to_dict``), because results travel
+from xdist workers to the controller attached to test reports, and because the
+JSON report is the source of truth every other output is rendered from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+#: Stages in the order they run; ``data`` is the connectivity check.
+STAGES = ("install", "build", "typecheck", "runtime", "data", "data_returned", "test")
+
+#: Per-app boolean checks; ``False`` fails the app's pytest case, ``None`` means
+#: "not applicable" (no types to check, no data endpoints) and fails nothing.
+CHECKS = (
+    "build_success",
+    "runtime_success",
+    "type_safety",
+    "tests_pass",
+    "databricks_connectivity",
+    "data_returned",
+)
+
+#: Summary rate name for each check.
+RATES = {
+    "build_success": "build_success_rate",
+    "runtime_success": "runtime_success_rate",
+    "type_safety": "type_safety_rate",
+    "tests_pass": "tests_pass_rate",
+    "databricks_connectivity": "databricks_connectivity_rate",
+    "data_returned": "data_returned_rate",
+}
+
+#: The checks whose rates make up ``overall_quality_score``.
+QUALITY_CHECKS = ("build_success", "runtime_success", "tests_pass", "databricks_connectivity")
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # could not run because an earlier stage failed
+    NOT_APPLICABLE = "not_applicable"  # the app has nothing to check here
+
+
+class AppStatus(StrEnum):
+    EVALUATED = "evaluated"
+    INFRA_ERROR = "infra_error"  # the harness or machine failed, not the app
+    NOT_RUN = "not_run"  # collected but never run (-x, interrupted session)
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    outcome: Outcome
+    duration_sec: float = 0.0
+    reason: str = ""  # stable short text when the stage did not pass
+    command: str | None = None
+    exit_code: int | None = None
+    log_tail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+
+@dataclass
+class AppResult:
+    app_name: str
+    app_dir: str
+    template_type: str = "unknown"
+    status: AppStatus = AppStatus.EVALUATED
+    stages: list[StageOutcome] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    issues: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    generation_metrics: dict[str, Any] | None = None
+    error: str | None = None  # what went wrong, for infrastructure errors
+
+    def stage(self, name: str) -> StageOutcome | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def failed_checks(self) -> list[str]:
+        return [c for c in CHECKS if self.metrics.get(c) is False]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict; raises ``TypeError`` early (on the worker) if it is not."""
+        data = asdict(self)
+        json.dumps(data, allow_nan=False)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AppResult:
+        fields = dict(data)
+        fields["status"] = AppStatus(fields.get("status", AppStatus.EVALUATED))
+        fields["stages"] = [
+            StageOutcome(**{**s, "outcome": Outcome(s["outcome"])}) for s in data.get("stages", [])
+        ]
+        return cls(**fields)

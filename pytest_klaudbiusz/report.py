@@ -1,0 +1,106 @@
+"""Aggregate app results into the evaluation report (the JSON source of truth).
+
+Shape of the report::
+
+    {"schema_version": 1,
+     "run": {"mode", "started_at", "finished_at", "plugin_version", "git_commit",
+             "git_branch", "model_version", "apps_dir", "mlflow_run_id", ...},
+     "summary": {metric name: number or null, ...},     # flat, MLflow-ready
+     "counts": {check: {"passed": n, "checked": n}, ...},  # rate denominators
+     "apps": [AppResult.to_dict(), ...]}                 # sorted by app_name
+
+A rate is over the evaluated apps the check applies to; ``null`` when it applies
+to none. Infrastructure errors and apps that never ran are counted, never rated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from statistics import fmean
+from typing import Any
+
+from .model import CHECKS, QUALITY_CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus
+
+GENERATION_KEYS = ("cost_usd", "input_tokens", "output_tokens", "turns")
+
+
+def _mean(values: Iterable[float | int | None]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return fmean(present) if present else None
+
+
+def check_counts(apps: list[AppResult]) -> dict[str, dict[str, int]]:
+    evaluated = [a for a in apps if a.status is AppStatus.EVALUATED]
+    counts = {}
+    for check in CHECKS:
+        values = [a.metrics.get(check) for a in evaluated]
+        counts[check] = {
+            "passed": sum(v is True for v in values),
+            "checked": sum(v is not None for v in values),
+        }
+    return counts
+
+
+def generation_summary(apps: list[AppResult]) -> dict[str, float | int | None]:
+    """Cost and token totals over the apps that have generation data."""
+    gens = [a.generation_metrics for a in apps if a.generation_metrics]
+    if not gens:
+        return {"apps_with_generation_metrics": 0}
+    cost = sum(float(g.get("cost_usd") or 0.0) for g in gens)
+    passing = sum(
+        1 for a in apps if a.generation_metrics and a.status is AppStatus.EVALUATED
+        and not a.failed_checks()
+    )
+    return {
+        "apps_with_generation_metrics": len(gens),
+        "generation_cost_usd": cost,
+        "avg_cost_per_app_usd": cost / len(gens),
+        "total_input_tokens": sum(int(g.get("input_tokens") or 0) for g in gens),
+        "total_output_tokens": sum(int(g.get("output_tokens") or 0) for g in gens),
+        "avg_turns_per_app": _mean(g.get("turns") for g in gens),
+        "apps_per_dollar": len(gens) / cost if cost > 0 else None,
+        "cost_per_passing_app_usd": cost / passing if passing else None,
+    }
+
+
+def summarize(apps: list[AppResult]) -> dict[str, float | int | None]:
+    evaluated = [a for a in apps if a.status is AppStatus.EVALUATED]
+    counts = check_counts(apps)
+    summary: dict[str, float | int | None] = {
+        "total_apps": len(apps),
+        "evaluated": len(evaluated),
+        "infra_errors": sum(a.status is AppStatus.INFRA_ERROR for a in apps),
+        "not_run": sum(a.status is AppStatus.NOT_RUN for a in apps),
+    }
+    for check, rate in RATES.items():
+        c = counts[check]
+        summary[rate] = c["passed"] / c["checked"] if c["checked"] else None
+    quality = [summary[RATES[c]] for c in QUALITY_CHECKS]
+    summary["overall_quality_score"] = _mean(quality)
+    for key in (
+        "local_runability_score",
+        "deployability_score",
+        "appeval_100",
+        "build_time_sec",
+        "startup_time_sec",
+        "test_coverage_pct",
+    ):
+        summary[f"avg_{key}"] = _mean(a.metrics.get(key) for a in evaluated)
+    summary.update(generation_summary(apps))
+    return {k: v for k, v in summary.items() if v is None or math.isfinite(v)}
+
+
+def build_report(apps: list[AppResult], run: dict[str, Any]) -> dict[str, Any]:
+    ordered = sorted(apps, key=lambda a: a.app_name)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": run,
+        "summary": summarize(ordered),
+        "counts": check_counts(ordered),
+        "apps": [a.to_dict() for a in ordered],
+    }
+
+
+def apps_of(report: dict[str, Any]) -> list[AppResult]:
+    return [AppResult.from_dict(a) for a in report["apps"]]
