@@ -82,6 +82,7 @@ class AppResult:
     details: dict[str, Any] = field(default_factory=dict)
     generation_metrics: dict[str, Any] | None = None
     error: str | None = None  # what went wrong, for infrastructure errors
+    custom_metrics: dict[str, float] = field(default_factory=dict)  # recorded by the suite
 
     def stage(self, name: str) -> StageOutcome | None:
         return next((s for s in self.stages if s.name == name), None)

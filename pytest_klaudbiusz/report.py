@@ -49,8 +49,9 @@ def generation_summary(apps: list[AppResult]) -> dict[str, float | int | None]:
         return {"apps_with_generation_metrics": 0}
     cost = sum(float(g.get("cost_usd") or 0.0) for g in gens)
     passing = sum(
-        1 for a in apps if a.generation_metrics and a.status is AppStatus.EVALUATED
-        and not a.failed_checks()
+        1
+        for a in apps
+        if a.generation_metrics and a.status is AppStatus.EVALUATED and not a.failed_checks()
     )
     return {
         "apps_with_generation_metrics": len(gens),
@@ -88,6 +89,8 @@ def summarize(apps: list[AppResult]) -> dict[str, float | int | None]:
     ):
         summary[f"avg_{key}"] = _mean(a.metrics.get(key) for a in evaluated)
     summary.update(generation_summary(apps))
+    for name in sorted({n for a in evaluated for n in a.custom_metrics}):
+        summary.setdefault(f"avg_{name}", _mean(a.custom_metrics.get(name) for a in evaluated))
     return {k: v for k, v in summary.items() if v is None or math.isfinite(v)}
 
 

@@ -1,0 +1,1 @@
+"""Repository-level pytest configuration: the plugin comes from its entry point."""

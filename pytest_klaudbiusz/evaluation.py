@@ -1,0 +1,319 @@
+"""Evaluate one app: run its stages in a working copy and score the outcome.
+
+``evaluate_app`` is the whole per-app pipeline; it never raises for anything the
+app does. ``InfraError`` (and only it) means the harness or the machine failed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .apps import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
+from .model import STAGES, AppResult, AppStatus, Outcome, StageOutcome
+from .probes import check_endpoint, wait_healthy
+from .processes import AppProcesses, free_port, missing_program, port_is_free
+from .sandbox import CopyError, app_environment, make_working_copy
+from .scoring import (
+    CRITERION_ISSUES,
+    appeval_100,
+    count_loc,
+    devx_criteria,
+    has_tests,
+    load_generation_metrics,
+    parse_coverage,
+)
+
+DEFAULT_TIMEOUTS = {
+    "install": 600.0,
+    "build": 300.0,
+    "typecheck": 300.0,
+    "test": 300.0,
+    "request": 10.0,
+}
+TAIL_LINES = 40
+TAIL_CHARS = 4000
+
+
+class InfraError(Exception):
+    """The harness or the machine failed; the app is not to blame."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    environ: Mapping[str, str]
+    timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    env_passthrough: tuple[str, ...] = ()
+
+    def timeout(self, stage: str) -> float:
+        return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
+    """The end of a log, bounded however much the app printed."""
+    if not path.exists():
+        return ""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 4 * chars))
+        text = handle.read().decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])[-chars:]
+
+
+def _skipped(name: str, reason: str) -> StageOutcome:
+    return StageOutcome(name, Outcome.SKIPPED, reason=reason)
+
+
+class _Run:
+    """One evaluation in progress: the plan, the working copy, the processes."""
+
+    def __init__(self, plan: AppPlan, workdir: Path, logs: Path, options: EvalOptions) -> None:
+        self.plan, self.workdir, self.logs, self.options = plan, workdir, logs, options
+        self.processes = AppProcesses()
+        self.port = free_port()
+        self.env, self.refused = app_environment(
+            options.environ, port=self.port, workdir=workdir, port_env=plan.port_env,
+            manifest_env=plan.env, passthrough=options.env_passthrough,
+        )  # fmt: skip
+        self.details: dict[str, Any] = {"port": self.port}
+
+    def command_stage(self, name: str, *, absent: Outcome, absent_reason: str = "") -> StageOutcome:
+        command = self.plan.commands.get(name)
+        if not command:
+            return StageOutcome(name, absent, reason=absent_reason)
+        log = self.logs / f"{name}.log"
+        result = self.processes.run(
+            command, self.workdir, self.env, log, self.options.timeout(name)
+        )
+        tail = log_tail(log)
+        if result.exit_code == 127 and (program := missing_program(command, self.env)):
+            raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
+        if result.timed_out:
+            outcome, reason = Outcome.FAILED, f"timed out after {self.options.timeout(name):g}s"
+        elif result.exit_code == 0:
+            outcome, reason = Outcome.PASSED, ""
+        else:
+            outcome, reason = Outcome.FAILED, "exited non-zero"
+        return StageOutcome(
+            name, outcome, round(result.duration_sec, 3), reason, command, result.exit_code, tail
+        )
+
+    def serve(self) -> list[StageOutcome]:
+        """runtime, data and data_returned, probed while the app is running."""
+        command = self.plan.commands.get("start")
+        if not command:
+            runtime = StageOutcome("runtime", Outcome.FAILED, reason="no start command")
+            return [runtime, *self._data_skipped("runtime failed")]
+        log = self.logs / "runtime.log"
+        start = time.monotonic()
+        popen = self.processes.spawn(command, self.workdir, self.env, log)
+        health = wait_healthy(
+            self.port, self.plan.health, self.plan.ready_timeout, alive=lambda: popen.poll() is None
+        )
+        self.details["health"] = {"path": health.path, "last": health.last}
+        if health.healthy and popen.poll() is None:
+            self.details["startup_time_sec"] = round(health.seconds, 3)
+            runtime = StageOutcome(
+                "runtime", Outcome.PASSED, round(time.monotonic() - start, 3), command=command
+            )
+            stages = [runtime, *self._data()]
+        else:
+            if popen.poll() is not None:
+                reason = "start command exited"
+            elif health.healthy:
+                reason = "start command exited after answering"
+            else:
+                reason = f"not healthy within {self.plan.ready_timeout:g}s"
+            runtime = StageOutcome(
+                "runtime",
+                Outcome.FAILED,
+                round(time.monotonic() - start, 3),
+                reason,
+                command,
+                popen.poll(),
+            )
+            stages = [runtime, *self._data_skipped("runtime failed")]
+        self.processes.kill_all()
+        stages[0].log_tail = log_tail(log)
+        return stages
+
+    def _data_skipped(self, reason: str) -> list[StageOutcome]:
+        if not self.plan.data:
+            return [
+                StageOutcome("data", Outcome.NOT_APPLICABLE, reason="no data endpoints"),
+                StageOutcome("data_returned", Outcome.NOT_APPLICABLE, reason="no data endpoints"),
+            ]
+        return [_skipped("data", reason), _skipped("data_returned", "data failed")]
+
+    def _data(self) -> list[StageOutcome]:
+        if not self.plan.data:
+            return self._data_skipped("")
+        start = time.monotonic()
+        checks = [
+            check_endpoint(self.port, e, self.options.timeout("request")) for e in self.plan.data
+        ]
+        self.details["data_endpoints"] = [c.describe() for c in checks]
+        elapsed = round(time.monotonic() - start, 3)
+        failing = [c for c in checks if not c.connected]
+        if failing:
+            first = failing[0]
+            reason = (
+                "endpoint did not answer"
+                if first.status is None
+                else (
+                    "endpoint answered non-2xx"
+                    if not 200 <= first.status < 300
+                    else "endpoint answered non-JSON"
+                )
+            )
+            return [
+                StageOutcome("data", Outcome.FAILED, elapsed, reason),
+                _skipped("data_returned", "data failed"),
+            ]
+        empty = [c for c in checks if c.rows < 1]
+        returned = (
+            StageOutcome("data_returned", Outcome.FAILED, reason="no rows")
+            if empty
+            else StageOutcome("data_returned", Outcome.PASSED)
+        )
+        return [StageOutcome("data", Outcome.PASSED, elapsed), returned]
+
+
+def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
+    result = AppResult(app_name=app_dir.name, app_dir=str(app_dir))
+    generation, generation_problem = load_generation_metrics(app_dir)
+    result.generation_metrics = generation
+    try:
+        plan = plan_app(app_dir)
+    except ManifestError as exc:
+        result.stages = [StageOutcome("install", Outcome.FAILED, reason="malformed klaud.toml")]
+        result.stages += [_skipped(s, "malformed klaud.toml") for s in STAGES[1:]]
+        result.details["manifest_error"] = str(exc)
+        return _scored(result, app_dir, None, {})
+    result.template_type = plan.template_type
+    with tempfile.TemporaryDirectory(prefix="klaud-") as tmp:
+        workdir, logs = Path(tmp) / "app", Path(tmp) / "logs"
+        try:
+            dropped = make_working_copy(app_dir, workdir)
+        except CopyError as exc:
+            raise InfraError(str(exc)) from None
+        run = _Run(plan, workdir, logs, options)
+        try:
+            result.stages = _run_stages(run)
+        finally:
+            run.processes.kill_all()
+        run.details["port_released"] = _wait_port_free(run.port)
+        if dropped:
+            run.details["links_not_copied"] = dropped
+        if run.refused:
+            run.details["secrets_refused"] = sorted(set(run.refused))
+        test_log = logs / "test.log"
+        coverage = (
+            parse_coverage(test_log.read_text(errors="replace")) if test_log.exists() else None
+        )
+    if generation_problem:
+        result.issues.append(generation_problem)
+    result.details.update(run.details)
+    return _scored(result, app_dir, plan, {"test_coverage_pct": coverage})
+
+
+def _run_stages(run: _Run) -> list[StageOutcome]:
+    install = run.command_stage("install", absent=Outcome.PASSED)
+    if not install.passed:
+        reason = "install failed"
+        typecheck = (
+            _skipped("typecheck", reason)
+            if run.plan.commands.get("typecheck")
+            else StageOutcome("typecheck", Outcome.NOT_APPLICABLE, reason="no typecheck command")
+        )
+        return [
+            install,
+            _skipped("build", reason),
+            typecheck,
+            _skipped("runtime", reason),
+            *run._data_skipped(reason),
+            _skipped("test", reason),
+        ]
+    build = run.command_stage("build", absent=Outcome.FAILED, absent_reason="no build command")
+    typecheck = run.command_stage(
+        "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
+    )
+    if build.passed:
+        served = run.serve()
+    else:
+        served = [_skipped("runtime", "build failed"), *run._data_skipped("build failed")]
+    test = run.command_stage("test", absent=Outcome.FAILED, absent_reason="no test command")
+    return [install, build, typecheck, *served, test]
+
+
+def _wait_port_free(port: int, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+_CHECK_STAGES = {
+    "build_success": "build",
+    "runtime_success": "runtime",
+    "type_safety": "typecheck",
+    "tests_pass": "test",
+    "databricks_connectivity": "data",
+    "data_returned": "data_returned",
+}
+
+
+def _scored(
+    result: AppResult, app_dir: Path, plan: AppPlan | None, extra: dict[str, Any]
+) -> AppResult:
+    metrics: dict[str, Any] = {}
+    for check, stage_name in _CHECK_STAGES.items():
+        stage = result.stage(stage_name)
+        if stage is None or stage.outcome is Outcome.NOT_APPLICABLE:
+            metrics[check] = None
+        else:
+            metrics[check] = stage.passed
+    metrics["ui_renders"] = None  # not checked by this version
+    install = result.stage("install")
+    local, deploy = devx_criteria(
+        app_dir,
+        install_passed=bool(install and install.passed),
+        has_start=bool(plan and plan.commands.get("start")),
+        health_declared=bool(plan and plan.health != DEFAULT_HEALTH),
+    )
+    result.details["local_runability"], result.details["deployability"] = local, deploy
+    metrics["local_runability_score"] = sum(c["passed"] for c in local)
+    metrics["deployability_score"] = sum(c["passed"] for c in deploy)
+    metrics["test_coverage_pct"] = extra.get("test_coverage_pct")
+    build = result.stage("build")
+    metrics["build_time_sec"] = (
+        build.duration_sec if build and build.exit_code is not None else None
+    )
+    metrics["startup_time_sec"] = result.details.get("startup_time_sec")
+    metrics["total_loc"] = count_loc(app_dir)
+    metrics["has_dockerfile"] = (app_dir / "Dockerfile").is_file()
+    metrics["has_tests"] = has_tests(app_dir)
+    metrics["appeval_100"] = appeval_100(metrics)
+    result.metrics = metrics
+    issues = [f"{s.name}: {s.reason}" for s in result.stages if s.outcome is Outcome.FAILED]
+    issues += [CRITERION_ISSUES[c["criterion"]] for c in local + deploy if not c["passed"]]
+    result.issues = issues + result.issues
+    result.status = AppStatus.EVALUATED
+    return result
+
+
+def infra_result(app_dir: Path, error: str) -> AppResult:
+    return AppResult(
+        app_name=app_dir.name,
+        app_dir=str(app_dir),
+        status=AppStatus.INFRA_ERROR,
+        error=error,
+        generation_metrics=load_generation_metrics(app_dir)[0],
+    )

@@ -1,0 +1,54 @@
+"""``klaud_app``: what a test in the evaluation suite gets for one app."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from .model import AppResult, Outcome
+
+_METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
+
+
+def verdict(result: AppResult) -> str | None:
+    """Why the app fails (its failed checks and the log of the first failed stage), or None."""
+    failed = result.failed_checks()
+    if not failed:
+        return None
+    lines = [f"{result.app_name}: failed {', '.join(failed)}"]
+    lines += [f"  {s.name}: {s.outcome} ({s.reason})" for s in result.stages if s.reason and s.outcome in (Outcome.FAILED, Outcome.SKIPPED)]
+    culprit = next((s for s in result.stages if s.outcome is Outcome.FAILED and s.log_tail), None)
+    if culprit is not None:
+        lines += [f"--- {culprit.name} log (tail) ---", culprit.log_tail]
+    return "\n".join(lines)
+
+
+class KlaudApp:
+    """One evaluated app: its result, its verdict, and a place for custom metrics."""
+
+    def __init__(self, result: AppResult) -> None:
+        self.result = result
+
+    @property
+    def name(self) -> str:
+        return self.result.app_name
+
+    @property
+    def metrics(self) -> dict[str, object]:
+        return self.result.metrics
+
+    def record(self, name: str, value: float) -> None:
+        """Record a custom per-app metric; the summary gets ``avg_<name>``."""
+        if not _METRIC_NAME.fullmatch(name):
+            raise ValueError(f"metric name {name!r}: use letters, digits and '_'")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"metric {name!r}: {value!r} is not a finite number")
+        self.result.custom_metrics[name] = float(value)
+
+    def check(self) -> None:
+        """Fail the test when a check failed, naming the checks and showing the log."""
+        message = verdict(self.result)
+        if message:
+            pytest.fail(message, pytrace=False)

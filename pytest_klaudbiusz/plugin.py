@@ -1,0 +1,336 @@
+"""pytest hooks of pytest-klaudbiusz; the work happens in the modules they call.
+
+Workers (and a serial run) evaluate apps in the ``klaud_app`` fixture and attach
+each result to its test report; the controller gathers them, writes the reports
+and logs one MLflow run. mlflow is imported only when a run is tracked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .apps import discover_apps
+from .evaluation import EvalOptions, InfraError, evaluate_app, infra_result
+from .fixture import KlaudApp
+from .model import AppStatus
+from .report import build_report
+from .render import load_report, render_terminal_summary, write_reports
+from .session import EvaluationSession, git_revision
+from .settings import Settings, SettingsError, check_apps_dir, parse_mode, parse_timeouts
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
+APP_KEY = pytest.StashKey[KlaudApp]()
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("klaudbiusz", "evaluate generated apps (pytest-klaudbiusz)")
+
+    def add(flag: str, ini: str | None, help: str, ini_type: str = "string", **kw: Any) -> None:
+        group.addoption(flag, dest=flag[2:].replace("-", "_"), help=help, **kw)
+        if ini:
+            parser.addini(ini, help, type=ini_type)  # type: ignore[arg-type]
+
+    add("--klaud-apps", "klaud_apps", "folder holding one generated app per subfolder",
+        metavar="DIR")
+    add("--klaud-mode", "klaud_mode", "generation mode of the apps (default: $EVAL_MODE or manual)",
+        metavar="MODE")
+    add("--klaud-report-dir", "klaud_report_dir", "where the reports go (default: app-eval/)",
+        metavar="DIR")
+    add("--klaud-tracking-uri", "klaud_tracking_uri", "MLflow tracking URI (default: "
+        "$MLFLOW_TRACKING_URI, databricks with DATABRICKS_HOST/TOKEN, else ./mlflow.db)",
+        metavar="URI")
+    add("--klaud-experiment", "klaud_experiment",
+        "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or /Shared/klaudbiusz-evaluations)",
+        metavar="NAME")
+    add("--klaud-model-version", "klaud_model_version",
+        "model that generated the apps (default: the apps' generation data, else unknown)",
+        metavar="VERSION")
+    add("--klaud-no-tracking", None, "evaluate and report without MLflow", action="store_true")
+    parser.addini("klaud_tracking", "log each evaluation to MLflow (default true)", type="bool",
+                  default=True)
+    add("--klaud-timeout", "klaud_timeouts", "per-stage timeout, STAGE=SECONDS "
+        "(install, build, typecheck, test, request); repeatable", ini_type="linelist",
+        action="append", default=[], metavar="STAGE=SECONDS")
+    add("--klaud-env-passthrough", "klaud_env_passthrough", "environment variable (name or glob) "
+        "passed to every app; repeatable", ini_type="linelist", action="append", default=[],
+        metavar="NAME")
+    add("--klaud-upload", None, "log a saved evaluation_report.json to MLflow and exit",
+        metavar="REPORT")
+
+
+def _ini_path(config: pytest.Config, value: str) -> Path:
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return (base / value).resolve()
+
+
+def _settings(config: pytest.Config) -> Settings:
+    def value(name: str) -> Any:
+        option = config.getoption(name)
+        return option if option not in (None, []) else config.getini(name)
+
+    def path(name: str) -> Path | None:
+        option = config.getoption(name)
+        if option:
+            return Path(config.invocation_params.dir, option).resolve()
+        ini = config.getini(name)
+        return _ini_path(config, ini) if ini else None
+
+    def items(option: str, ini: str) -> list[str]:
+        return [*config.getini(ini), *config.getoption(option)]
+
+    return Settings(
+        mode=parse_mode(config.getoption("klaud_mode") or config.getini("klaud_mode") or None,
+                        os.environ),
+        apps_dir=path("klaud_apps"),
+        report_dir=path("klaud_report_dir") or Path(config.invocation_params.dir, "app-eval"),
+        tracking=not config.getoption("klaud_no_tracking") and bool(config.getini("klaud_tracking")),
+        tracking_uri=value("klaud_tracking_uri") or None,
+        experiment=value("klaud_experiment") or None,
+        model_version=value("klaud_model_version") or "unknown",
+        timeouts=parse_timeouts(items("klaud_timeout", "klaud_timeouts")),
+        env_passthrough=tuple(items("klaud_env_passthrough", "klaud_env_passthrough")),
+    )
+
+
+def _load_dotenv(config: pytest.Config) -> None:
+    """``.env`` beside the ini file (and in the current folder); the environment wins."""
+    files = {config.rootpath / ".env", config.invocation_params.dir / ".env"}
+    existing = [f for f in files if f.is_file()]
+    if existing:
+        from dotenv import load_dotenv
+
+        for env_file in existing:
+            load_dotenv(env_file, override=False)
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    upload = config.getoption("klaud_upload")
+    if not upload:
+        return None
+    _load_dotenv(config)
+    from . import tracking
+
+    try:
+        settings = _settings(config)
+        report = load_report(Path(config.invocation_params.dir, upload))
+    except ValueError as exc:  # SettingsError included
+        raise pytest.UsageError(str(exc)) from None
+    uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
+    experiment = tracking.resolve_experiment(settings.experiment, os.environ)
+    try:
+        tracking.check_tracking_uri(uri, os.environ)
+        tracking.configure_mlflow_environment(os.environ)
+        with tempfile.TemporaryDirectory() as tmp:
+            files = write_reports(report, Path(tmp))
+            run_id = tracking.log_report(report, list(files.values()), uri, experiment)
+    except tracking.TrackingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print(f"logged {upload} as MLflow run {run_id} ({experiment} at {uri})")
+    return 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("klaud_upload"):
+        return
+    _load_dotenv(config)
+    try:
+        settings = _settings(config)
+        if settings.apps_dir is not None:
+            check_apps_dir(settings.apps_dir)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[EVALUATED_KEY] = {}
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(EvaluationController(config, settings), "klaud-controller")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The apps are data, not tests: never collect the test files inside them."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings and settings.apps_dir and collection_path.is_relative_to(settings.apps_dir):
+        return True
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "klaud_app" not in metafunc.fixturenames:
+        return
+    settings = metafunc.config.stash[SETTINGS_KEY]
+    if settings.apps_dir is None:
+        raise pytest.UsageError("no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini")
+    apps = discover_apps(settings.apps_dir)
+    metafunc.parametrize("klaud_app", apps, ids=[a.name for a in apps], indirect=True)
+
+
+def _evaluate(app_dir: Path, settings: Settings) -> KlaudApp:
+    options = EvalOptions(os.environ, settings.timeouts, settings.env_passthrough)
+    try:
+        result = evaluate_app(app_dir, options)
+    except InfraError as exc:
+        result = infra_result(app_dir, str(exc))
+    except Exception as exc:  # a harness bug must not drop the app
+        result = infra_result(app_dir, f"harness error: {type(exc).__name__}: {exc}")
+    return KlaudApp(result)
+
+
+@pytest.fixture
+def klaud_app(request: pytest.FixtureRequest) -> KlaudApp:
+    """The evaluated app of this test case (evaluated once per process)."""
+    app_dir: Path = request.param
+    evaluated = request.config.stash[EVALUATED_KEY]
+    if app_dir not in evaluated:
+        evaluated[app_dir] = _evaluate(app_dir, request.config.stash[SETTINGS_KEY])
+    app = evaluated[app_dir]
+    request.node.stash[APP_KEY] = app
+    if app.result.status is AppStatus.INFRA_ERROR:
+        pytest.fail(f"infrastructure error (not the app's fault): {app.result.error}",
+                    pytrace=False)
+    return app
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    app = item.stash.get(APP_KEY, None)
+    if app is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
+        report.klaud_result = app.result.to_dict()  # type: ignore[attr-defined]
+    return report
+
+
+class EvaluationController:
+    """The controller process: gathers results, writes the reports, tracks the run."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config, self.settings = config, settings
+        self.session = EvaluationSession()
+        self.started_at = _utc_now()
+        self.report: dict[str, Any] | None = None
+        self.report_paths: dict[str, Path] = {}
+        self.tracking_uri: str | None = None
+        self.experiment: str | None = None
+        self.tracking_error: str | None = None
+
+    def _start_tracking(self) -> None:
+        """Resolve and check the tracking target before any app runs."""
+        if not self.settings.tracking or self.tracking_uri is not None:
+            return
+        from . import tracking
+
+        uri = tracking.resolve_tracking_uri(self.settings.tracking_uri, os.environ,
+                                            self.config.rootpath)
+        try:
+            tracking.check_tracking_uri(uri, os.environ)
+        except tracking.TrackingError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        tracking.configure_mlflow_environment(os.environ)
+        self.tracking_uri = uri
+        self.experiment = tracking.resolve_experiment(self.settings.experiment, os.environ)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            callspec = getattr(item, "callspec", None)
+            if callspec is not None and "klaud_app" in callspec.params:
+                self.session.expect(item.nodeid, callspec.params["klaud_app"])
+        if self.session.active:
+            self._start_tracking()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.settings.apps_dir is not None:
+            self.session.expect_ids(ids, discover_apps(self.settings.apps_dir))
+        if self.session.active:
+            self._start_tracking()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "klaud_result", None)
+        if payload:
+            self.session.add(payload)
+        elif report.failed and report.when in ("setup", "???"):
+            lines = report.longreprtext.strip().splitlines() or ["no result"]
+            self.session.add_crash(report.nodeid, lines[-1])
+
+    def _run_info(self, model_version: str) -> dict[str, Any]:
+        apps_dir = self.settings.apps_dir
+        commit, branch = git_revision(apps_dir or self.config.rootpath)
+        return {
+            "mode": self.settings.mode,
+            "started_at": self.started_at,
+            "finished_at": _utc_now(),
+            "plugin_version": __version__,
+            "pytest_version": pytest.__version__,
+            "python_version": sys.version.split()[0],
+            "git_commit": commit,
+            "git_branch": branch,
+            "model_version": model_version,
+            "apps_dir": str(apps_dir) if apps_dir else None,
+            "command": " ".join(["pytest", *self.config.invocation_params.args]),
+            "tracking_uri": self.tracking_uri,
+            "experiment": self.experiment,
+            "mlflow_run_id": None,
+        }
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.session.active:
+            return
+        results = self.session.results()
+        model_version = self.settings.model_version
+        if model_version == "unknown":
+            models = {(r.generation_metrics or {}).get("model") for r in results}
+            if len(models) == 1 and None not in models:
+                model_version = str(models.pop())
+        report = build_report(results, self._run_info(model_version))
+        self.report = report
+        self.report_paths = write_reports(report, self.settings.report_dir)
+        if self.tracking_uri is None or self.experiment is None:
+            return
+        from . import tracking
+
+        def remember_run(run_id: str) -> None:
+            report["run"]["mlflow_run_id"] = run_id
+            write_reports(report, self.settings.report_dir)
+
+        try:
+            tracking.log_report(report, list(self.report_paths.values()), self.tracking_uri,
+                                self.experiment, on_run_id=remember_run)
+        except tracking.TrackingError as exc:
+            self.tracking_error = str(exc)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is None:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", f"klaudbiusz evaluation ({self.settings.mode})")
+        for line in render_terminal_summary(self.report, str(self.settings.report_dir)):
+            tr.write_line(line)
+        run_id = self.report["run"]["mlflow_run_id"]
+        if self.tracking_error:
+            report_json = self.report_paths["json"]
+            tr.write_line(
+                f"MLflow tracking failed: {self.tracking_error} -- the reports are kept; "
+                f"log them later with: pytest --klaud-upload {report_json}",
+                yellow=True,
+            )
+        elif run_id:
+            ui = (f"mlflow ui --backend-store-uri {self.tracking_uri}"
+                  if str(self.tracking_uri).startswith("sqlite") else str(self.tracking_uri))
+            tr.write_line(f"MLflow run {run_id} in {self.experiment}; open it with: {ui}")
+        elif not self.settings.tracking:
+            tr.write_line("MLflow tracking off (--klaud-no-tracking)")

@@ -1,0 +1,163 @@
+"""Run an app's commands and make sure nothing they start outlives the app.
+
+Every command runs in its own session with its output going to a log file, never
+to a pipe we wait on (a backgrounded grandchild would hold the pipe open). Each
+app's processes carry a token in their environment; the harness process is made
+a child subreaper, so processes that daemonize (setsid, double fork) are
+re-parented to it instead of to init and stay findable. ``AppProcesses.kill_all``
+kills every process of the app, wherever it went.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+TOKEN_VAR = "KLAUD_APP_TOKEN"
+_PR_SET_CHILD_SUBREAPER = 36
+_subreaper: bool | None = None
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants re-parent to this process (Linux); once per process."""
+    global _subreaper
+    if _subreaper is None:
+        _subreaper = False
+        if sys.platform == "linux":
+            libc = ctypes.CDLL(None, use_errno=True)
+            _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _subreaper
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with closing(socket.socket(family, socket.SOCK_STREAM)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if exc.errno != 99:  # EADDRNOTAVAIL: no IPv6 here
+                    return False
+    return True
+
+
+@dataclass
+class CommandResult:
+    exit_code: int | None  # None when it was killed for taking too long
+    duration_sec: float
+    timed_out: bool
+
+
+class AppProcesses:
+    """The processes of one app evaluation."""
+
+    def __init__(self) -> None:
+        self.token = uuid.uuid4().hex
+        self._started = time.time()
+        self._popens: list[subprocess.Popen[bytes]] = []
+        self._tracks_descendants = become_subreaper()
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {**env, TOKEN_VAR: self.token}
+
+    def spawn(
+        self, command: str, cwd: Path, env: dict[str, str], log: Path
+    ) -> subprocess.Popen[bytes]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                command,
+                shell=True,
+                cwd=cwd,
+                env=self.environment(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._popens.append(popen)
+        return popen
+
+    def run(
+        self, command: str, cwd: Path, env: dict[str, str], log: Path, timeout: float
+    ) -> CommandResult:
+        """Run to completion (or ``timeout``), then kill whatever it left behind."""
+        start = time.monotonic()
+        popen = self.spawn(command, cwd, env, log)
+        try:
+            code: int | None = popen.wait(timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            code, timed_out = None, True
+        self.kill_all()
+        return CommandResult(code, time.monotonic() - start, timed_out)
+
+    def _members(self) -> list[psutil.Process]:
+        if self._tracks_descendants:
+            candidates = psutil.Process().children(recursive=True)
+        else:
+            candidates = list(psutil.process_iter())
+        members = []
+        for proc in candidates:
+            try:
+                if proc.create_time() + 0.01 < self._started:
+                    continue
+                if (
+                    proc.status() == psutil.STATUS_ZOMBIE
+                    or proc.environ().get(TOKEN_VAR) == self.token
+                ):
+                    members.append(proc)
+                elif self._tracks_descendants and proc.ppid() == os.getpid():
+                    members.append(proc)  # an orphan re-parented to us that cleared its env
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return members
+
+    def kill_all(self) -> int:
+        """Kill every process of this app, including daemonized ones; returns how many."""
+        killed = 0
+        for _ in range(20):
+            members = self._members()
+            if not members:
+                break
+            for proc in members:
+                try:
+                    proc.send_signal(signal.SIGKILL)
+                    killed += proc.status() != psutil.STATUS_ZOMBIE
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            psutil.wait_procs(members, timeout=1)  # reaps our own children
+        for popen in self._popens:
+            if popen.poll() is None:
+                popen.wait(1)
+        return killed
+
+
+def missing_program(command: str, env: dict[str, str]) -> str | None:
+    """The first bare program name of a shell command that is not on the app's PATH."""
+    for segment in command.replace("||", "&&").replace(";", "&&").replace("|", "&&").split("&&"):
+        words = segment.strip().lstrip("(").split()
+        if not words or words[0] in ("cd", "exec", "env") or "/" in words[0] or "=" in words[0]:
+            continue
+        if shutil.which(words[0], path=env.get("PATH", "")) is None:
+            return words[0]
+    return None

@@ -1,0 +1,345 @@
+"""Render the evaluation report (the JSON source of truth) as Markdown, CSV and terminal lines.
+
+Everything here is computed from the report dict alone, so any output can be rebuilt
+from ``evaluation_report.json``. Standard library only: no pytest, no mlflow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .model import CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus, Outcome
+from .report import GENERATION_KEYS, apps_of
+
+#: Per-app metrics in report order; the CSV puts any other metric keys after these.
+METRIC_KEYS = (
+    *CHECKS,
+    "ui_renders",
+    "local_runability_score",
+    "deployability_score",
+    "test_coverage_pct",
+    "build_time_sec",
+    "startup_time_sec",
+    "total_loc",
+    "has_dockerfile",
+    "has_tests",
+    "appeval_100",
+)
+FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "test")
+REPORT_KEYS = ("schema_version", "run", "summary", "counts", "apps")
+FILE_NAMES = {
+    "json": "evaluation_report.json",
+    "markdown": "EVALUATION_REPORT.md",
+    "csv": "evaluation_report.csv",
+}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None, fmt: str = ".1f", unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{fmt}}{unit}"
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _stars(score: int | None) -> str:
+    return "n/a" if score is None else "★" * score + "☆" * (5 - score) + f" {score}/5"
+
+
+def _failed_criteria(app: AppResult) -> str:
+    parts = []
+    for key, label in (("local_runability", "local"), ("deployability", "deploy")):
+        failed = [c["criterion"] for c in app.details.get(key, []) if not c["passed"]]
+        if failed:
+            parts.append(f"{label}: " + ", ".join(failed))
+    return "; ".join(parts) or "-"
+
+
+def _executive_summary(report: dict[str, Any]) -> list[str]:
+    summary, counts = report["summary"], report["counts"]
+    rates = [
+        (rate, _pct(summary.get(rate)), f"{counts[check]['passed']} / {counts[check]['checked']}")
+        for check, rate in RATES.items()
+    ]
+    overview = [
+        ("total_apps", summary["total_apps"]),
+        ("evaluated", summary["evaluated"]),
+        ("infra_errors", summary["infra_errors"]),
+        ("not_run", summary.get("not_run", 0)),
+        ("overall_quality_score", _pct(summary.get("overall_quality_score"))),
+        ("avg_appeval_100", _num(summary.get("avg_appeval_100"))),
+    ]
+    overview += [
+        (key, _num(summary.get(key), unit=unit))
+        for key, unit in (
+            ("avg_local_runability_score", " / 5"),
+            ("avg_deployability_score", " / 5"),
+            ("avg_build_time_sec", " s"),
+            ("avg_startup_time_sec", " s"),
+            ("avg_test_coverage_pct", "%"),
+        )
+    ]
+    return [
+        "## Executive summary",
+        "",
+        "Rates are over the evaluated apps each check applies to; n/a means it applied to none.",
+        "",
+        *_table(("Rate", "Value", "Passed / checked"), rates),
+        "",
+        *_table(("Metric", "Value"), overview),
+    ]
+
+
+def _stage_funnel(apps: list[AppResult]) -> list[str]:
+    evaluated = [a for a in apps if a.status is AppStatus.EVALUATED]
+    rows = []
+    for name in FUNNEL_STAGES:
+        outcomes = Counter(s.outcome for a in evaluated if (s := a.stage(name)))
+        rows.append((name, *(outcomes[o] for o in Outcome)))
+    return [
+        "## Stage funnel",
+        "",
+        f"Stage outcomes over the {len(evaluated)} evaluated apps.",
+        "",
+        *_table(("Stage", "Passed", "Failed", "Skipped", "Not applicable"), rows),
+    ]
+
+
+def _quality_distribution(apps: list[AppResult]) -> list[str]:
+    buckets = {"0": 0, "1-2": 0, "3-4": 0, "5+": 0}
+    for app in apps:
+        if app.status is AppStatus.EVALUATED:
+            n = len(app.issues)
+            buckets["0" if n == 0 else "1-2" if n <= 2 else "3-4" if n <= 4 else "5+"] += 1
+    return ["## Quality distribution", "", *_table(("Issues", "Apps"), buckets.items())]
+
+
+def _devx(apps: list[AppResult]) -> list[str]:
+    rows = [
+        (
+            a.app_name,
+            _stars(a.metrics.get("local_runability_score")),
+            _stars(a.metrics.get("deployability_score")),
+            _failed_criteria(a),
+        )
+        for a in apps
+        if a.status is AppStatus.EVALUATED
+    ]
+    header = ("App", "Local runability", "Deployability", "Failed criteria")
+    return ["## DevX stars", "", *_table(header, rows)]
+
+
+def _common_issues(apps: list[AppResult]) -> list[str]:
+    counts = Counter(issue for a in apps for issue in a.issues)
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    body = _table(("Issue", "Count"), rows) if rows else ["No issues."]
+    return ["## Most common issues", "", *body]
+
+
+def _attention(apps: list[AppResult]) -> list[str]:
+    failing = [
+        (a.app_name, a.template_type, ", ".join(a.failed_checks()), "; ".join(a.issues) or "-")
+        for a in apps
+        if a.status is AppStatus.EVALUATED and a.failed_checks()
+    ]
+    infra = [
+        (a.app_name, a.error or "unknown error") for a in apps if a.status is AppStatus.INFRA_ERROR
+    ]
+    not_run = [a.app_name for a in apps if a.status is AppStatus.NOT_RUN]
+    lines = ["## Apps needing attention", ""]
+    if failing:
+        lines += _table(("App", "Template", "Failed checks", "Issues"), failing)
+    else:
+        lines.append("Every evaluated app passed every applicable check.")
+    if infra:
+        lines += [
+            "",
+            "### Infrastructure errors (not the app's fault)",
+            "",
+            "The harness or the machine failed; these apps are counted but not rated.",
+            "",
+            *_table(("App", "Error"), infra),
+        ]
+    if not_run:
+        lines += ["", "### Not run", "", "Collected but never run: " + ", ".join(not_run) + "."]
+    return lines
+
+
+def _generation(report: dict[str, Any]) -> list[str]:
+    summary = report["summary"]
+    with_data = summary.get("apps_with_generation_metrics", 0)
+    if not with_data:
+        return []
+    rows = [
+        ("Total cost", _num(summary["generation_cost_usd"], ",.2f", " USD")),
+        ("Avg cost per app", _num(summary["avg_cost_per_app_usd"], ",.2f", " USD")),
+        ("Cost per passing app", _num(summary.get("cost_per_passing_app_usd"), ",.2f", " USD")),
+        ("Input tokens", _num(summary["total_input_tokens"], ",")),
+        ("Output tokens", _num(summary["total_output_tokens"], ",")),
+        ("Avg turns per app", _num(summary.get("avg_turns_per_app"))),
+        ("Apps per dollar", _num(summary.get("apps_per_dollar"), ".2f")),
+    ]
+    return [
+        "## Generation cost",
+        "",
+        f"{with_data} of {summary['total_apps']} apps have generation data; "
+        "averages are over those apps.",
+        "",
+        *_table(("Metric", "Value"), rows),
+    ]
+
+
+def _run(report: dict[str, Any]) -> list[str]:
+    run = report["run"]
+    rows = [
+        (key, run.get(key) or "n/a")
+        for key in (
+            "mode",
+            "model_version",
+            "git_commit",
+            "git_branch",
+            "plugin_version",
+            "started_at",
+            "finished_at",
+            "apps_dir",
+        )
+    ]
+    if run.get("mlflow_run_id"):
+        keys = ("mlflow_run_id", "tracking_uri", "experiment")
+        rows += [(key, run.get(key) or "n/a") for key in keys]
+    rows.append(("schema_version", report["schema_version"]))
+    return ["## Run", "", *_table(("Field", "Value"), rows)]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """``EVALUATION_REPORT.md``: a self-contained human-readable report."""
+    apps = apps_of(report)
+    run = report["run"]
+    date = str(run.get("started_at") or "")[:10]
+    sections = [
+        [f"# App evaluation report: {run.get('mode', 'n/a')}, {date}"],
+        _executive_summary(report),
+        _stage_funnel(apps),
+        _quality_distribution(apps),
+        _devx(apps),
+        _common_issues(apps),
+        _attention(apps),
+        _generation(report),
+        _run(report),
+    ]
+    return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
+
+
+def _csv_value(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    """``evaluation_report.csv``: one row per app, metrics flattened into columns."""
+    apps = report["apps"]
+    fixed = ("app_name", "app_dir", "template_type", "status")
+    seen = {key for app in apps for key in app["metrics"]}
+    metrics = [*METRIC_KEYS, *sorted(seen - set(METRIC_KEYS) - set(fixed))]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*fixed, *metrics, "issues", *GENERATION_KEYS, "error"])
+    for app in apps:
+        generation = app["generation_metrics"] or {}
+        row = [
+            *(app[k] for k in fixed),
+            *(app["metrics"].get(k) for k in metrics),
+            "; ".join(app["issues"]),
+            *(generation.get(k) for k in GENERATION_KEYS),
+            app["error"],
+        ]
+        writer.writerow([_csv_value(v) for v in row])
+    return out.getvalue()
+
+
+def render_terminal_summary(report: dict[str, Any], report_dir: str) -> list[str]:
+    """A short block for pytest's terminal summary."""
+    summary, counts, run = report["summary"], report["counts"], report["run"]
+    rows = [
+        (rate, _pct(summary.get(rate)), f"  ({counts[check]['passed']}/{counts[check]['checked']})")
+        for check, rate in RATES.items()
+    ]
+    rows += [
+        ("overall_quality_score", _pct(summary.get("overall_quality_score")), ""),
+        ("avg_appeval_100", _num(summary.get("avg_appeval_100")), ""),
+    ]
+    width = max(len(name) for name, _, _ in rows)
+    lines = [
+        f"apps: {summary['total_apps']} total, {summary['evaluated']} evaluated, "
+        f"{summary['infra_errors']} infra errors, {summary.get('not_run', 0)} not run",
+        *(f"{name.ljust(width)}  {value:>6}{extra}" for name, value, extra in rows),
+        f"reports: {Path(report_dir) / FILE_NAMES['markdown']} (also .json, .csv)",
+    ]
+    if run.get("mlflow_run_id"):
+        lines.append(f"mlflow run: {run['mlflow_run_id']}")
+    return lines
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_reports(report: dict[str, Any], report_dir: Path) -> dict[str, Path]:
+    """Write the three report files atomically; return their paths by kind."""
+    texts = {
+        "json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+        "markdown": render_markdown(report),
+        "csv": render_csv(report),
+    }
+    report_dir.mkdir(parents=True, exist_ok=True)
+    paths = {kind: report_dir / name for kind, name in FILE_NAMES.items()}
+    for kind, text in texts.items():
+        _write_atomic(paths[kind], text)
+    return paths
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Read ``evaluation_report.json`` back; ``ValueError`` with a one-line reason if it isn't."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not an evaluation report (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        reason = f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise ValueError(f"{path}: not an evaluation report ({reason})") from None
+    if not isinstance(data, dict):
+        reason = f"top level is a JSON {type(data).__name__}, not an object"
+    elif missing := [k for k in REPORT_KEYS if k not in data]:
+        reason = "missing " + ", ".join(missing)
+    elif data["schema_version"] != SCHEMA_VERSION:
+        reason = f"schema_version {data['schema_version']!r}, expected {SCHEMA_VERSION}"
+    elif not isinstance(data["apps"], list):
+        reason = "apps is not a list"
+    else:
+        return data
+    raise ValueError(f"{path}: not an evaluation report ({reason})")

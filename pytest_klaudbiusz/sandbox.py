@@ -1,0 +1,96 @@
+"""What an untrusted app gets: a working copy of its folder and a minimal environment."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+BASE_VARIABLES = (
+    "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+)  # fmt: skip
+DATABRICKS_VARIABLES = ("DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_WAREHOUSE_ID")
+#: Never given to generated code, whatever a manifest or the passthrough list asks.
+SECRET_PATTERNS = (
+    "ANTHROPIC_*", "OPENAI_*", "MLFLOW_*", "AWS_*", "AZURE_*", "GOOGLE_*", "GCP_*",
+    "GITHUB_TOKEN", "GH_TOKEN", "*_API_KEY", "KLAUD_*",
+)  # fmt: skip
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class CopyError(OSError):
+    """The working copy could not be made (an infrastructure error)."""
+
+
+def is_secret(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_PATTERNS)
+
+
+def app_environment(
+    environ: Mapping[str, str],
+    *,
+    port: int,
+    workdir: Path,
+    port_env: Sequence[str] = (),
+    manifest_env: Mapping[str, str] | None = None,
+    passthrough: Sequence[str] = (),
+) -> tuple[dict[str, str], list[str]]:
+    """The app's environment, and the secret names its manifest asked for and did not get."""
+    env = {k: environ[k] for k in (*BASE_VARIABLES, *DATABRICKS_VARIABLES) if k in environ}
+    env.update(
+        (k, v) for k, v in environ.items()
+        if any(fnmatch.fnmatchcase(k, p) for p in passthrough) and not is_secret(k)
+    )  # fmt: skip
+    venv_bin = workdir / ".venv" / "bin"
+    env["PATH"] = os.pathsep.join(p for p in (str(venv_bin), env.get("PATH", os.defpath)) if p)
+    refused: list[str] = []
+
+    def expand(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if is_secret(name):
+            refused.append(name)
+            return ""
+        return environ.get(name, "")
+
+    for name, value in (manifest_env or {}).items():
+        if is_secret(name):
+            refused.append(name)
+        else:
+            env[name] = _REFERENCE.sub(expand, value)
+    for name in ("PORT", "DATABRICKS_APP_PORT", *port_env):
+        env[name] = str(port)
+    return env, refused
+
+
+def make_working_copy(app_dir: Path, dest: Path) -> list[str]:
+    """Copy the app, keeping links that stay inside it; returns the links left out.
+
+    A link that points outside the app folder, or to an absolute path (which in
+    the copy would still point at the original), would let the app write to the
+    user's files through the copy, so it is not copied.
+    """
+    root = app_dir.resolve()
+    dropped: list[str] = []
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = set()
+        for name in names:
+            path = Path(folder) / name
+            if path.is_symlink():
+                target = path.resolve()
+                inside = target.is_relative_to(root) and target.exists()
+                if os.path.isabs(os.readlink(path)) or not inside:
+                    skip.add(name)
+                    dropped.append(str(path.relative_to(app_dir)))
+        return skip
+
+    try:
+        shutil.copytree(app_dir, dest, symlinks=True, ignore=ignore)
+    except (OSError, shutil.Error) as exc:
+        raise CopyError(f"cannot copy {app_dir} to a working copy: {exc}") from None
+    return dropped

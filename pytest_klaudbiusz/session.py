@@ -1,0 +1,89 @@
+"""The controller's side of an evaluation: every app's result, keyed by test id.
+
+Results arrive with test reports (from this process or from xdist workers). An
+app whose worker died, or that never ran, is still accounted for, so
+``total_apps`` always equals the apps collected.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .model import AppResult, AppStatus
+
+
+def escaped_id(name: str) -> str:
+    """The test id pytest shows for a parametrize id (non-ASCII is escaped)."""
+    return name.encode("unicode_escape").decode("ascii")
+
+
+class EvaluationSession:
+    def __init__(self) -> None:
+        self._expected: dict[str, Path] = {}  # nodeid -> app folder
+        self._results: dict[str, AppResult] = {}  # app name -> result
+
+    @property
+    def active(self) -> bool:
+        """Whether this pytest run evaluates any app."""
+        return bool(self._expected or self._results)
+
+    def expect(self, nodeid: str, app_dir: Path) -> None:
+        self._expected[nodeid] = app_dir
+
+    def expect_ids(self, nodeids: list[str], apps: list[Path]) -> None:
+        """Match collected test ids to apps by their ``[id]`` suffix (xdist's controller)."""
+        by_id = {escaped_id(app.name): app for app in apps}
+        for nodeid in nodeids:
+            if nodeid.endswith("]") and "[" in nodeid:
+                app = by_id.get(nodeid[nodeid.rindex("[") + 1 : -1])
+                if app is not None:
+                    self.expect(nodeid, app)
+
+    def add(self, payload: dict[str, Any]) -> None:
+        result = AppResult.from_dict(payload)
+        previous = self._results.get(result.app_name)
+        if previous is not None:  # another test of the same app: keep what it recorded
+            result.custom_metrics = {**previous.custom_metrics, **result.custom_metrics}
+        self._results[result.app_name] = result
+
+    def add_crash(self, nodeid: str, message: str) -> None:
+        """A test of an app ended with no result: its worker died or the harness failed."""
+        app_dir = self._expected.get(nodeid)
+        if app_dir is not None and app_dir.name not in self._results:
+            self._results[app_dir.name] = AppResult(
+                app_name=app_dir.name,
+                app_dir=str(app_dir),
+                status=AppStatus.INFRA_ERROR,
+                error=message,
+            )
+
+    def is_app_test(self, nodeid: str) -> bool:
+        return nodeid in self._expected
+
+    def results(self) -> list[AppResult]:
+        results = dict(self._results)
+        for app_dir in self._expected.values():
+            if app_dir.name not in results:
+                results[app_dir.name] = AppResult(
+                    app_name=app_dir.name,
+                    app_dir=str(app_dir),
+                    status=AppStatus.NOT_RUN,
+                    error="collected but never run (session stopped early)",
+                )
+        return sorted(results.values(), key=lambda r: r.app_name)
+
+
+def git_revision(folder: Path) -> tuple[str | None, str | None]:
+    """Commit and branch of the repository holding ``folder``, if it is in one."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                                 text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
+    return git("rev-parse", "HEAD"), git("rev-parse", "--abbrev-ref", "HEAD")

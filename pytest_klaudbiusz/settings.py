@@ -1,0 +1,78 @@
+"""The evaluation's settings, validated once from options, ini values and environment.
+
+Every problem is a ``SettingsError`` whose message is one line saying what to
+fix; the plugin turns it into a pytest usage error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .apps import discover_apps
+from .evaluation import DEFAULT_TIMEOUTS
+
+_MODE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "manual"
+    apps_dir: Path | None = None
+    report_dir: Path = Path("app-eval")
+    tracking: bool = True
+    tracking_uri: str | None = None  # None: resolved from the environment when tracking
+    experiment: str | None = None
+    model_version: str = "unknown"
+    timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    env_passthrough: tuple[str, ...] = ()
+
+
+def parse_mode(option: str | None, environ: Mapping[str, str]) -> str:
+    """``--klaud-mode``, else ``EVAL_MODE``, else ``manual``."""
+    mode = option or environ.get("EVAL_MODE") or "manual"
+    if not _MODE.fullmatch(mode):
+        raise SettingsError(
+            f"invalid mode {mode!r}: use letters, digits, '_', '-' and '.' (e.g. --klaud-mode=mcp)"
+        )
+    return mode
+
+
+def parse_timeouts(items: Sequence[str]) -> dict[str, float]:
+    """``STAGE=SECONDS`` items over the defaults."""
+    timeouts = dict(DEFAULT_TIMEOUTS)
+    for item in items:
+        stage, sep, value = item.partition("=")
+        stage = stage.strip()
+        if not sep or stage not in DEFAULT_TIMEOUTS:
+            raise SettingsError(
+                f"invalid timeout {item!r}: use STAGE=SECONDS with STAGE one of "
+                f"{', '.join(DEFAULT_TIMEOUTS)}"
+            )
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not seconds > 0:
+            raise SettingsError(f"invalid timeout {item!r}: SECONDS must be a positive number")
+        timeouts[stage] = seconds
+    return timeouts
+
+
+def check_apps_dir(apps_dir: Path) -> None:
+    """The apps folder exists and holds at least one app."""
+    if not apps_dir.is_dir():
+        what = "is not a folder" if apps_dir.exists() else "does not exist"
+        raise SettingsError(
+            f"apps folder {apps_dir} {what}: pass --klaud-apps DIR or set klaud_apps in the ini file"
+        )
+    if not discover_apps(apps_dir):
+        raise SettingsError(
+            f"apps folder {apps_dir} holds no apps: each app must be a direct subfolder"
+        )
