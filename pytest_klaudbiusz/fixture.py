@@ -18,7 +18,11 @@ def verdict(result: AppResult) -> str | None:
     if not failed:
         return None
     lines = [f"{result.app_name}: failed {', '.join(failed)}"]
-    lines += [f"  {s.name}: {s.outcome} ({s.reason})" for s in result.stages if s.reason and s.outcome in (Outcome.FAILED, Outcome.SKIPPED)]
+    lines += [
+        f"  {s.name}: {s.outcome} ({s.reason})"
+        for s in result.stages
+        if s.reason and s.outcome in (Outcome.FAILED, Outcome.SKIPPED)
+    ]
     culprit = next((s for s in result.stages if s.outcome is Outcome.FAILED and s.log_tail), None)
     if culprit is not None:
         lines += [f"--- {culprit.name} log (tail) ---", culprit.log_tail]
@@ -43,7 +47,11 @@ class KlaudApp:
         """Record a custom per-app metric; the summary gets ``avg_<name>``."""
         if not _METRIC_NAME.fullmatch(name):
             raise ValueError(f"metric name {name!r}: use letters, digits and '_'")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise ValueError(f"metric {name!r}: {value!r} is not a finite number")
         self.result.custom_metrics[name] = float(value)
 

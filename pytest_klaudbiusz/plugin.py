@@ -22,8 +22,8 @@ from .apps import discover_apps
 from .evaluation import EvalOptions, InfraError, evaluate_app, infra_result
 from .fixture import KlaudApp
 from .model import AppStatus
-from .report import build_report
 from .render import load_report, render_terminal_summary, write_reports
+from .report import build_report
 from .session import EvaluationSession, git_revision
 from .settings import Settings, SettingsError, check_apps_dir, parse_mode, parse_timeouts
 
@@ -44,32 +44,71 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if ini:
             parser.addini(ini, help, type=ini_type)  # type: ignore[arg-type]
 
-    add("--klaud-apps", "klaud_apps", "folder holding one generated app per subfolder",
-        metavar="DIR")
-    add("--klaud-mode", "klaud_mode", "generation mode of the apps (default: $EVAL_MODE or manual)",
-        metavar="MODE")
-    add("--klaud-report-dir", "klaud_report_dir", "where the reports go (default: app-eval/)",
-        metavar="DIR")
-    add("--klaud-tracking-uri", "klaud_tracking_uri", "MLflow tracking URI (default: "
+    add(
+        "--klaud-apps",
+        "klaud_apps",
+        "folder holding one generated app per subfolder",
+        metavar="DIR",
+    )
+    add(
+        "--klaud-mode",
+        "klaud_mode",
+        "generation mode of the apps (default: $EVAL_MODE or manual)",
+        metavar="MODE",
+    )
+    add(
+        "--klaud-report-dir",
+        "klaud_report_dir",
+        "where the reports go (default: app-eval/)",
+        metavar="DIR",
+    )
+    add(
+        "--klaud-tracking-uri",
+        "klaud_tracking_uri",
+        "MLflow tracking URI (default: "
         "$MLFLOW_TRACKING_URI, databricks with DATABRICKS_HOST/TOKEN, else ./mlflow.db)",
-        metavar="URI")
-    add("--klaud-experiment", "klaud_experiment",
+        metavar="URI",
+    )
+    add(
+        "--klaud-experiment",
+        "klaud_experiment",
         "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or /Shared/klaudbiusz-evaluations)",
-        metavar="NAME")
-    add("--klaud-model-version", "klaud_model_version",
+        metavar="NAME",
+    )
+    add(
+        "--klaud-model-version",
+        "klaud_model_version",
         "model that generated the apps (default: the apps' generation data, else unknown)",
-        metavar="VERSION")
+        metavar="VERSION",
+    )
     add("--klaud-no-tracking", None, "evaluate and report without MLflow", action="store_true")
-    parser.addini("klaud_tracking", "log each evaluation to MLflow (default true)", type="bool",
-                  default=True)
-    add("--klaud-timeout", "klaud_timeouts", "per-stage timeout, STAGE=SECONDS "
-        "(install, build, typecheck, test, request); repeatable", ini_type="linelist",
-        action="append", default=[], metavar="STAGE=SECONDS")
-    add("--klaud-env-passthrough", "klaud_env_passthrough", "environment variable (name or glob) "
-        "passed to every app; repeatable", ini_type="linelist", action="append", default=[],
-        metavar="NAME")
-    add("--klaud-upload", None, "log a saved evaluation_report.json to MLflow and exit",
-        metavar="REPORT")
+    parser.addini(
+        "klaud_tracking", "log each evaluation to MLflow (default true)", type="bool", default=True
+    )
+    add(
+        "--klaud-timeout",
+        "klaud_timeouts",
+        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request); repeatable",
+        ini_type="linelist",
+        action="append",
+        default=[],
+        metavar="STAGE=SECONDS",
+    )
+    add(
+        "--klaud-env-passthrough",
+        "klaud_env_passthrough",
+        "environment variable (name or glob) passed to every app; repeatable",
+        ini_type="linelist",
+        action="append",
+        default=[],
+        metavar="NAME",
+    )
+    add(
+        "--klaud-upload",
+        None,
+        "log a saved evaluation_report.json to MLflow and exit",
+        metavar="REPORT",
+    )
 
 
 def _ini_path(config: pytest.Config, value: str) -> Path:
@@ -93,11 +132,13 @@ def _settings(config: pytest.Config) -> Settings:
         return [*config.getini(ini), *config.getoption(option)]
 
     return Settings(
-        mode=parse_mode(config.getoption("klaud_mode") or config.getini("klaud_mode") or None,
-                        os.environ),
+        mode=parse_mode(
+            config.getoption("klaud_mode") or config.getini("klaud_mode") or None, os.environ
+        ),
         apps_dir=path("klaud_apps"),
         report_dir=path("klaud_report_dir") or Path(config.invocation_params.dir, "app-eval"),
-        tracking=not config.getoption("klaud_no_tracking") and bool(config.getini("klaud_tracking")),
+        tracking=not config.getoption("klaud_no_tracking")
+        and bool(config.getini("klaud_tracking")),
         tracking_uri=value("klaud_tracking_uri") or None,
         experiment=value("klaud_experiment") or None,
         model_version=value("klaud_model_version") or "unknown",
@@ -172,7 +213,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     settings = metafunc.config.stash[SETTINGS_KEY]
     if settings.apps_dir is None:
-        raise pytest.UsageError("no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini")
+        raise pytest.UsageError(
+            "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
+        )
     apps = discover_apps(settings.apps_dir)
     metafunc.parametrize("klaud_app", apps, ids=[a.name for a in apps], indirect=True)
 
@@ -198,8 +241,9 @@ def klaud_app(request: pytest.FixtureRequest) -> KlaudApp:
     app = evaluated[app_dir]
     request.node.stash[APP_KEY] = app
     if app.result.status is AppStatus.INFRA_ERROR:
-        pytest.fail(f"infrastructure error (not the app's fault): {app.result.error}",
-                    pytrace=False)
+        pytest.fail(
+            f"infrastructure error (not the app's fault): {app.result.error}", pytrace=False
+        )
     return app
 
 
@@ -233,8 +277,9 @@ class EvaluationController:
             return
         from . import tracking
 
-        uri = tracking.resolve_tracking_uri(self.settings.tracking_uri, os.environ,
-                                            self.config.rootpath)
+        uri = tracking.resolve_tracking_uri(
+            self.settings.tracking_uri, os.environ, self.config.rootpath
+        )
         try:
             tracking.check_tracking_uri(uri, os.environ)
         except tracking.TrackingError as exc:
@@ -308,8 +353,13 @@ class EvaluationController:
             write_reports(report, self.settings.report_dir)
 
         try:
-            tracking.log_report(report, list(self.report_paths.values()), self.tracking_uri,
-                                self.experiment, on_run_id=remember_run)
+            tracking.log_report(
+                report,
+                list(self.report_paths.values()),
+                self.tracking_uri,
+                self.experiment,
+                on_run_id=remember_run,
+            )
         except tracking.TrackingError as exc:
             self.tracking_error = str(exc)
 
@@ -329,8 +379,11 @@ class EvaluationController:
                 yellow=True,
             )
         elif run_id:
-            ui = (f"mlflow ui --backend-store-uri {self.tracking_uri}"
-                  if str(self.tracking_uri).startswith("sqlite") else str(self.tracking_uri))
+            ui = (
+                f"mlflow ui --backend-store-uri {self.tracking_uri}"
+                if str(self.tracking_uri).startswith("sqlite")
+                else str(self.tracking_uri)
+            )
             tr.write_line(f"MLflow run {run_id} in {self.experiment}; open it with: {ui}")
         elif not self.settings.tracking:
             tr.write_line("MLflow tracking off (--klaud-no-tracking)")

@@ -70,7 +70,7 @@ def check_apps_dir(apps_dir: Path) -> None:
     if not apps_dir.is_dir():
         what = "is not a folder" if apps_dir.exists() else "does not exist"
         raise SettingsError(
-            f"apps folder {apps_dir} {what}: pass --klaud-apps DIR or set klaud_apps in the ini file"
+            f"apps folder {apps_dir} {what}: pass --klaud-apps DIR or set klaud_apps in the ini"
         )
     if not discover_apps(apps_dir):
         raise SettingsError(
