@@ -149,7 +149,7 @@ _LOCKFILES = (
     ("yarn.lock", "yarn"),
     ("package-lock.json", "npm"),
 )
-_PROCEDURE = re.compile(r"\b([A-Za-z_$][\w$]*)\s*:\s*\w*[pP]rocedure\b")
+_PROCEDURE = re.compile(r"\b([A-Za-z_$][\w$]*)\s*:\s*(?:\w+\.)*\w*[pP]rocedure\b")
 _SOURCE_SUFFIXES = (".ts", ".tsx", ".js", ".mjs", ".cjs")
 
 
@@ -173,7 +173,11 @@ class _NodePackage:
             scripts = {}  # a malformed package.json fails at install, where npm says why
         if not isinstance(scripts, dict):
             scripts = {}
-        manager = next((m for lock, m in _LOCKFILES if (app_dir / folder / lock).exists()), "npm")
+        # a workspace keeps its one lockfile at the app root
+        manager = next(
+            (m for d in (folder, "") for lock, m in _LOCKFILES if (app_dir / d / lock).exists()),
+            "npm",
+        )
         return cls(
             app_dir, folder, {k: v for k, v in scripts.items() if isinstance(k, str)}, manager
         )
@@ -209,14 +213,14 @@ def _joined(*commands: str | None) -> str | None:
 
 def detect_template(app_dir: Path) -> AppPlan:
     root = _NodePackage.load(app_dir, "")
-    if root is None and _is_python_app(app_dir):
-        return _python_plan(app_dir)
     if root is not None and _is_dbx_sdk_app(app_dir):
         return _node_plan("dbx-sdk", [root], root, root, _analytics_endpoints(app_dir))
     server = _NodePackage.load(app_dir, "server")
     if server is not None and (app_dir / "client").is_dir():
         client = _NodePackage.load(app_dir, "client")
         return _trpc_plan(app_dir, root, server, client)
+    if root is None and _is_python_app(app_dir):  # after trpc: its app.yaml is no Python marker
+        return _python_plan(app_dir)
     if root is not None:
         return _node_plan("npm", [root], root, root, [])
     return AppPlan("unknown", dict.fromkeys(COMMAND_STAGES))
@@ -268,14 +272,10 @@ def _trpc_plan(
 
 
 def _is_dbx_sdk_app(app_dir: Path) -> bool:
-    score = 0
+    """An AppKit server or SQL query files; app.yaml and databricks.yml alone are any app's."""
     server = app_dir / "server" / "server.ts"
-    if server.is_file() and "@databricks/appkit" in server.read_text(errors="replace"):
-        score += 3
-    if any((app_dir / "config" / "queries").glob("*.sql")):
-        score += 2
-    score += (app_dir / "app.yaml").is_file() + (app_dir / "databricks.yml").is_file()
-    return score >= 2
+    appkit = server.is_file() and "@databricks/appkit" in server.read_text(errors="replace")
+    return appkit or any((app_dir / "config" / "queries").glob("*.sql"))
 
 
 def _analytics_endpoints(app_dir: Path) -> list[DataEndpoint]:
@@ -309,6 +309,21 @@ def _is_python_app(app_dir: Path) -> bool:
     return any((app_dir / m).is_file() for m in markers)
 
 
+_APP_PORT = re.compile(r"\$(?:DATABRICKS_APP_PORT\b|\{DATABRICKS_APP_PORT\})")
+
+
+def _shell_join(items: list[str]) -> str:
+    """``shlex.join``, except ``$DATABRICKS_APP_PORT``, which Databricks substitutes, expands."""
+
+    def word(item: str) -> str:
+        parts = _APP_PORT.split(item)
+        if len(parts) == 1:
+            return shlex.quote(item)
+        return '"$DATABRICKS_APP_PORT"'.join(shlex.quote(p) if p else "" for p in parts)
+
+    return " ".join(word(item) for item in items)
+
+
 def _app_yaml_command(app_dir: Path) -> str | None:
     """The ``command:`` of a Databricks ``app.yaml`` (a list or a string), without YAML."""
     path = app_dir / "app.yaml"
@@ -322,10 +337,10 @@ def _app_yaml_command(app_dir: Path) -> str | None:
         value = match.group(1).strip()
         if value.startswith("["):
             try:
-                items = json.loads(value.replace("'", '"'))
-            except ValueError:
-                return None
-            return shlex.join(str(x) for x in items)
+                items = [str(x) for x in json.loads(value.replace("'", '"'))]
+            except ValueError:  # a flow list of plain scalars: [python, app.py]
+                items = [x.strip().strip("'\"") for x in value.strip("[] ").split(",")]
+            return _shell_join([x for x in items if x]) or None
         if value:
             return value.strip("'\"")
         items = []
@@ -334,7 +349,7 @@ def _app_yaml_command(app_dir: Path) -> str | None:
             if not item_match:
                 break
             items.append(item_match.group(1).strip().strip("'\""))
-        return shlex.join(items) if items else None
+        return _shell_join(items) if items else None
     return None
 
 

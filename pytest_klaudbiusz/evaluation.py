@@ -123,10 +123,10 @@ class _Run:
             )
             stages = [runtime, *self._data()]
         else:
-            if popen.poll() is not None:
-                reason = "start command exited"
-            elif health.healthy:
+            if health.healthy:  # answered (a daemon it left behind?), but is not running
                 reason = "start command exited after answering"
+            elif popen.poll() is not None:
+                reason = "start command exited"
             else:
                 reason = f"not healthy within {self.plan.ready_timeout:g}s"
             runtime = StageOutcome(

@@ -7,6 +7,7 @@ and logs one MLflow run. mlflow is imported only when a run is tracked.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from .settings import Settings, SettingsError, check_apps_dir, parse_mode, parse
 SETTINGS_KEY = pytest.StashKey[Settings]()
 EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
 APP_KEY = pytest.StashKey[KlaudApp]()
+NO_APPS_DIR_KEY = pytest.StashKey[str]()
+NO_APPS_DIR = "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
 
 
 def _utc_now() -> str:
@@ -213,11 +216,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     settings = metafunc.config.stash[SETTINGS_KEY]
     if settings.apps_dir is None:
-        raise pytest.UsageError(
-            "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
-        )
-    apps = discover_apps(settings.apps_dir)
+        # Raised here, a UsageError would be a collection error with a traceback.
+        if hasattr(metafunc.config, "workerinput"):
+            # a worker cannot end the session: a collection error without traceback,
+            # which the controller turns into exit status 4
+            pytest.fail(NO_APPS_DIR, pytrace=False)
+        metafunc.config.stash[NO_APPS_DIR_KEY] = NO_APPS_DIR  # pytest_collection_finish
+        apps = []
+    else:
+        apps = discover_apps(settings.apps_dir)
     metafunc.parametrize("klaud_app", apps, ids=[a.name for a in apps], indirect=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``-k`` matches an app's folder name as written, not only its escaped test id."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and isinstance(callspec.params.get("klaud_app"), Path):
+            item.extra_keyword_matches.add(callspec.params["klaud_app"].name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    problem = session.config.stash.get(NO_APPS_DIR_KEY, None)
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def _evaluate(app_dir: Path, settings: Settings) -> KlaudApp:
@@ -254,7 +278,10 @@ def pytest_runtest_makereport(
     report = yield
     app = item.stash.get(APP_KEY, None)
     if app is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
-        report.klaud_result = app.result.to_dict()  # type: ignore[attr-defined]
+        # Plain JSON types only: execnet cannot carry the model's StrEnum values to
+        # the controller (xdist would stop with INTERNALERROR and exit 0).
+        payload = json.loads(json.dumps(app.result.to_dict(), allow_nan=False))
+        report.klaud_result = payload  # type: ignore[attr-defined]
     return report
 
 
@@ -270,6 +297,7 @@ class EvaluationController:
         self.tracking_uri: str | None = None
         self.experiment: str | None = None
         self.tracking_error: str | None = None
+        self.usage_error = False
 
     def _start_tracking(self) -> None:
         """Resolve and check the tracking target before any app runs."""
@@ -289,6 +317,8 @@ class EvaluationController:
         self.experiment = tracking.resolve_experiment(self.settings.experiment, os.environ)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.config.option.collectonly:  # nothing is evaluated: no report, no run
+            return
         for item in session.items:
             callspec = getattr(item, "callspec", None)
             if callspec is not None and "klaud_app" in callspec.params:
@@ -298,10 +328,14 @@ class EvaluationController:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        if self.settings.apps_dir is not None:
+        if self.settings.apps_dir is not None and not self.config.option.collectonly:
             self.session.expect_ids(ids, discover_apps(self.settings.apps_dir))
         if self.session.active:
             self._start_tracking()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and NO_APPS_DIR in str(report.longrepr):  # from an xdist worker
+            self.usage_error = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "klaud_result", None)
@@ -333,6 +367,8 @@ class EvaluationController:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.usage_error:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if not self.session.active:
             return
         results = self.session.results()
@@ -384,6 +420,6 @@ class EvaluationController:
                 if str(self.tracking_uri).startswith("sqlite")
                 else str(self.tracking_uri)
             )
-            tr.write_line(f"MLflow run {run_id} in {self.experiment}; open it with: {ui}")
+            tr.write_line(f"MLflow experiment {self.experiment}; open it with: {ui}")
         elif not self.settings.tracking:
             tr.write_line("MLflow tracking off (--klaud-no-tracking)")

@@ -84,8 +84,9 @@ def unwrap_trpc(value: Any) -> Any:
 def count_rows(value: Any) -> int:
     """Rows in a data endpoint's JSON: a list's length, or the rows under a known key.
 
-    An object of plain values (an aggregate such as ``{"total": 5}``) is one row;
-    an error object is none.
+    An object of plain values (an aggregate such as ``{"total": 5}``) is one row, an
+    object of sections (``{"kpis": {...}, "trend": [...]}``) has its largest section's
+    rows; an error object, ``{"data": null}`` and an object of nulls have none.
     """
     value = unwrap_trpc(value)
     if isinstance(value, list):
@@ -94,9 +95,11 @@ def count_rows(value: Any) -> int:
         if "error" in value or "errors" in value:
             return 0
         for key in _ROW_KEYS:
-            if key in value and isinstance(value[key], list | dict):
+            if key in value and (value[key] is None or isinstance(value[key], list | dict)):
                 return count_rows(value[key])
-        return 1 if value and all(not isinstance(v, list | dict) for v in value.values()) else 0
+        plain = any(v is not None and not isinstance(v, list | dict) for v in value.values())
+        nested = [count_rows(v) for v in value.values() if isinstance(v, list | dict)]
+        return max([int(plain), *nested])
     return 0
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +72,12 @@ class AppProcesses:
 
     def __init__(self) -> None:
         self.token = uuid.uuid4().hex
-        self._started = time.time()
         self._popens: list[subprocess.Popen[bytes]] = []
         self._tracks_descendants = become_subreaper()
+        # Processes that existed before the app's (a harness's own children, old zombies)
+        # are never the app's. Compared by identity, not by start time: psutil derives
+        # create_time from the whole-second boot time, up to a second off time.time().
+        self._preexisting = {_identity(p) for p in self._candidates()}
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
         return {**env, TOKEN_VAR: self.token}
@@ -111,15 +114,16 @@ class AppProcesses:
         self.kill_all()
         return CommandResult(code, time.monotonic() - start, timed_out)
 
-    def _members(self) -> list[psutil.Process]:
+    def _candidates(self) -> list[psutil.Process]:
         if self._tracks_descendants:
-            candidates = psutil.Process().children(recursive=True)
-        else:
-            candidates = list(psutil.process_iter())
+            return psutil.Process().children(recursive=True)
+        return list(psutil.process_iter())
+
+    def _members(self) -> list[psutil.Process]:
         members = []
-        for proc in candidates:
+        for proc in self._candidates():
             try:
-                if proc.create_time() + 0.01 < self._started:
+                if _identity(proc) in self._preexisting:
                     continue
                 if (
                     proc.status() == psutil.STATUS_ZOMBIE
@@ -147,9 +151,18 @@ class AppProcesses:
                     pass
             psutil.wait_procs(members, timeout=1)  # reaps our own children
         for popen in self._popens:
-            if popen.poll() is None:
-                popen.wait(1)
+            if popen.poll() is None:  # not found above (it should have been): never raise here
+                popen.kill()
+                with suppress(subprocess.TimeoutExpired):
+                    popen.wait(1)
         return killed
+
+
+def _identity(proc: psutil.Process) -> tuple[int, float]:
+    try:
+        return proc.pid, proc.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return proc.pid, 0.0
 
 
 def missing_program(command: str, env: dict[str, str]) -> str | None:

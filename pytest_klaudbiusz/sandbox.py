@@ -72,25 +72,36 @@ def make_working_copy(app_dir: Path, dest: Path) -> list[str]:
 
     A link that points outside the app folder, or to an absolute path (which in
     the copy would still point at the original), would let the app write to the
-    user's files through the copy, so it is not copied.
+    user's files through the copy, so it is not kept. Links are judged where they
+    are used, in the copy: a relative link that climbs out of the app folder and
+    back into it (``../../…/app/data``) stays inside the original, but from the
+    copy it reaches the original.
     """
-    root = app_dir.resolve()
-    dropped: list[str] = []
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = set()
-        for name in names:
-            path = Path(folder) / name
-            if path.is_symlink():
-                target = path.resolve()
-                inside = target.is_relative_to(root) and target.exists()
-                if os.path.isabs(os.readlink(path)) or not inside:
-                    skip.add(name)
-                    dropped.append(str(path.relative_to(app_dir)))
-        return skip
-
     try:
-        shutil.copytree(app_dir, dest, symlinks=True, ignore=ignore)
+        shutil.copytree(app_dir, dest, symlinks=True)  # links are copied as links, not followed
+        return _drop_escaping_links(dest)
     except (OSError, shutil.Error) as exc:
         raise CopyError(f"cannot copy {app_dir} to a working copy: {exc}") from None
-    return dropped
+
+
+def _drop_escaping_links(root: Path) -> list[str]:
+    """Remove the links in ``root`` that do not lead to something inside it."""
+    real_root = root.resolve()
+    links = [
+        Path(folder, name)
+        for folder, dirs, files in os.walk(root)  # links to folders are listed, not entered
+        for name in (*dirs, *files)
+        if Path(folder, name).is_symlink()
+    ]
+    escaping = []
+    for link in links:
+        try:
+            target = link.resolve()
+            inside = target.is_relative_to(real_root) and target.exists()
+        except (OSError, RuntimeError):  # a link loop
+            inside = False
+        if os.path.isabs(os.readlink(link)) or not inside:
+            escaping.append(link)
+    for link in escaping:
+        link.unlink()
+    return sorted(str(link.relative_to(root)) for link in escaping)

@@ -31,7 +31,10 @@ LOCKFILES = (
 )
 _COMMENT_PREFIXES = ("//", "#", "--", "/*", "*", "*/")
 _SETUP_WORDS = re.compile(r"\b(install|npm|pip|bun|pnpm|yarn|run|start|setup|uv)\b", re.I)
-_HEALTH_ROUTE = re.compile(r"""["'`/](health|healthcheck|healthz)["'`/?]""")
+_HEALTH_ROUTE = re.compile(
+    r"""["'`/](health|healthcheck|healthz)["'`/?]"""  # an HTTP route
+    r"""|\bhealth(check|z)?\s*:\s*(\w+\.)*\w*[pP]rocedure\b"""  # a tRPC procedure
+)
 _TEST_FILE = re.compile(r"(\.(test|spec)\.[cm]?[jt]sx?$)|(^test_.*\.py$)|(_test\.py$)")
 #: Real credentials, never placeholders: Databricks PATs, OpenAI/Anthropic keys, AWS ids.
 _SECRET_VALUE = re.compile(r"\b(dapi[0-9a-f]{32}|sk-(ant-)?[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16})")
@@ -39,8 +42,10 @@ _SECRET_VALUE = re.compile(r"\b(dapi[0-9a-f]{32}|sk-(ant-)?[A-Za-z0-9_-]{20,}|AK
 _SECRET_ASSIGNMENT = re.compile(
     r"""(?i)\b\w*(secret|token|password|passwd|api_?key)\w*["']?\s*[:=]\s*["']([^"'\s]{8,})["']"""
 )
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _COVERAGE = (
-    re.compile(r"(?im)^\W*all files\s*\|\s*([\d.]+)"),  # node --test, istanbul, c8, vitest
+    # node --test ("# " with tap, U+2139 "information" with spec), istanbul, c8, vitest
+    re.compile(r"(?im)^[\W\u2139]*all files\s*\|\s*(\d+(?:\.\d+)?)"),
     re.compile(r"(?m)^TOTAL\s.*?(\d+(?:\.\d+)?)%\s*$"),  # coverage.py
 )
 
@@ -67,6 +72,7 @@ def count_loc(app_dir: Path) -> int:
 
 def parse_coverage(output: str) -> float | None:
     """Line coverage % from a test runner's text summary, if it printed one."""
+    output = _ANSI.sub("", output)
     for pattern in _COVERAGE:
         found = pattern.findall(output)
         if found:
@@ -131,8 +137,19 @@ def _entry_point(app_dir: Path) -> bool:
 
 def _deploy_config(app_dir: Path) -> bool:
     app_yaml = app_dir / "app.yaml"
-    if app_yaml.is_file() and re.search(r"(?m)^command:", app_yaml.read_text(errors="replace")):
-        return True
+    if app_yaml.is_file():
+        if re.search(r"(?m)^command:", app_yaml.read_text(errors="replace")):
+            return True
+        # without one Databricks runs ``npm run start``, or ``python <first .py>`` with no Node
+        if (app_dir / "package.json").is_file():
+            try:
+                scripts = json.loads((app_dir / "package.json").read_text()).get("scripts")
+            except (OSError, ValueError, AttributeError):
+                scripts = None
+            if isinstance(scripts, dict) and "start" in scripts:
+                return True
+        elif any(app_dir.glob("*.py")):
+            return True
     dockerfile = app_dir / "Dockerfile"
     return dockerfile.is_file() and bool(
         re.search(r"(?mi)^\s*(CMD|ENTRYPOINT)\b", dockerfile.read_text(errors="replace"))
@@ -147,8 +164,11 @@ def _dependencies_pinned(app_dir: Path) -> bool:
             package = json.loads((folder / "package.json").read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(package, dict) and (
-            package.get("dependencies") or package.get("devDependencies")
+        locked = any((folder / f).is_file() for f in LOCKFILES)  # per-folder installs
+        if (
+            isinstance(package, dict)
+            and (package.get("dependencies") or package.get("devDependencies"))
+            and not locked
         ):
             return False
     requirements = app_dir / "requirements.txt"

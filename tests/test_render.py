@@ -80,23 +80,43 @@ def sample_apps() -> list[AppResult]:
             stages=stages(**ALL_STAGES),
             metrics=metrics(),
             details={"local_runability": criteria(5, "l"), "deployability": criteria(5, "d")},
-            generation_metrics={"cost_usd": 1.5, "input_tokens": 1000, "output_tokens": 400,
-                                "turns": 10},
+            generation_metrics={
+                "cost_usd": 1.5,
+                "input_tokens": 1000,
+                "output_tokens": 400,
+                "turns": 10,
+            },
         ),
         AppResult(
             "bravo",
             "evals/apps/bravo",
             "dbx-sdk",
-            stages=stages(install="passed", build="failed", typecheck="not_applicable",
-                          runtime="skipped", data="skipped", data_returned="skipped",
-                          test="failed"),
-            metrics=metrics(build_success=False, runtime_success=False, tests_pass=False,
-                            databricks_connectivity=None, data_returned=None,
-                            local_runability_score=2, appeval_100=5.0),
+            stages=stages(
+                install="passed",
+                build="failed",
+                typecheck="not_applicable",
+                runtime="skipped",
+                data="skipped",
+                data_returned="skipped",
+                test="failed",
+            ),
+            metrics=metrics(
+                build_success=False,
+                runtime_success=False,
+                tests_pass=False,
+                databricks_connectivity=None,
+                data_returned=None,
+                local_runability_score=2,
+                appeval_100=5.0,
+            ),
             issues=["build: build failed", "tests: no test command"],
             details={"local_runability": criteria(2, "l"), "deployability": criteria(5, "d")},
-            generation_metrics={"cost_usd": 0.5, "input_tokens": 3000, "output_tokens": 600,
-                                "turns": 20},
+            generation_metrics={
+                "cost_usd": 0.5,
+                "input_tokens": 3000,
+                "output_tokens": 600,
+                "turns": 20,
+            },
         ),
         AppResult(
             NON_ASCII,
@@ -107,8 +127,12 @@ def sample_apps() -> list[AppResult]:
             issues=["data: empty | no rows", "tests: no test command", "coverage: low"],
             details={"local_runability": criteria(5, "l"), "deployability": criteria(3, "d")},
         ),
-        AppResult("delta", "evals/apps/delta", status=AppStatus.INFRA_ERROR,
-                  error="npm not found on PATH\ninstall Node.js"),
+        AppResult(
+            "delta",
+            "evals/apps/delta",
+            status=AppStatus.INFRA_ERROR,
+            error="npm not found on PATH\ninstall Node.js",
+        ),
         AppResult("echo", "evals/apps/echo", status=AppStatus.NOT_RUN),
     ]
 
@@ -133,8 +157,13 @@ def test_markdown_executive_summary(report: dict[str, Any]) -> None:
     assert "| databricks_connectivity_rate | 100.0% | 2 / 2 |" in md
     assert "| data_returned_rate | 50.0% | 1 / 2 |" in md
     assert "| type_safety_rate | n/a | 0 / 0 |" in md
-    for row in ("| total_apps | 5 |", "| evaluated | 3 |", "| infra_errors | 1 |",
-                "| not_run | 1 |", "| avg_local_runability_score | 4.0 / 5 |"):
+    for row in (
+        "| total_apps | 5 |",
+        "| evaluated | 3 |",
+        "| infra_errors | 1 |",
+        "| not_run | 1 |",
+        "| avg_local_runability_score | 4.0 / 5 |",
+    ):
         assert row in md
     # mean of build 2/3, runtime 2/3, tests 1/3, connectivity 1
     assert "| overall_quality_score | 66.7% |" in md
@@ -159,8 +188,12 @@ def test_markdown_funnel_distribution_and_stars(report: dict[str, Any]) -> None:
 def test_markdown_issues_attention_and_infra(report: dict[str, Any]) -> None:
     md = render_markdown(report)
     issues = section(md, "## Most common issues")
-    order = ["tests: no test command | 2", "build: build failed | 1", "coverage: low | 1",
-             "data: empty \\| no rows | 1"]
+    order = [
+        "tests: no test command | 2",
+        "build: build failed | 1",
+        "coverage: low | 1",
+        "data: empty \\| no rows | 1",
+    ]
     assert sorted(order, key=issues.index) == order
     attention = section(md, "## Apps needing attention")
     assert "| bravo | dbx-sdk | build_success, runtime_success, tests_pass |" in attention
@@ -200,7 +233,10 @@ def test_csv_round_trips_through_dictreader(report: dict[str, Any]) -> None:
     assert bravo["issues"] == "build: build failed; tests: no test command"
     assert cafe["issues"] == "data: empty | no rows; tests: no test command; coverage: low"
     assert (cafe["app_dir"], cafe["has_tests"], cafe["cost_usd"]) == (
-        f"evals/apps/{NON_ASCII}", "true", "")
+        f"evals/apps/{NON_ASCII}",
+        "true",
+        "",
+    )
     assert delta["status"] == "infra_error"
     assert delta["error"] == "npm not found on PATH\ninstall Node.js"
     assert delta["build_success"] == ""
@@ -210,10 +246,25 @@ def test_csv_column_order_puts_extra_metrics_last() -> None:
     apps = sample_apps()
     apps[0].metrics |= {"zeta_custom": 1, "aaa_custom": 2}
     header = next(csv.reader(io.StringIO(render_csv(build_report(apps, RUN)))))
-    assert header[:6] == ["app_name", "app_dir", "template_type", "status", "build_success",
-                          "runtime_success"]
-    assert header[-9:] == ["appeval_100", "aaa_custom", "zeta_custom", "issues", "cost_usd",
-                           "input_tokens", "output_tokens", "turns", "error"]
+    assert header[:6] == [
+        "app_name",
+        "app_dir",
+        "template_type",
+        "status",
+        "build_success",
+        "runtime_success",
+    ]
+    assert header[-9:] == [
+        "appeval_100",
+        "aaa_custom",
+        "zeta_custom",
+        "issues",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "turns",
+        "error",
+    ]
 
 
 def test_terminal_summary_is_short_and_aligned(report: dict[str, Any]) -> None:
@@ -237,7 +288,10 @@ def test_write_reports_and_load_report_round_trip(report: dict[str, Any], tmp_pa
     paths = write_reports(report, tmp_path / "nested" / "app-eval")
     folder = tmp_path / "nested" / "app-eval"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "EVALUATION_REPORT.md", "evaluation_report.csv", "evaluation_report.json"]
+        "EVALUATION_REPORT.md",
+        "evaluation_report.csv",
+        "evaluation_report.json",
+    ]
     assert paths == {
         "json": folder / "evaluation_report.json",
         "markdown": folder / "EVALUATION_REPORT.md",
@@ -249,8 +303,9 @@ def test_write_reports_and_load_report_round_trip(report: dict[str, Any], tmp_pa
     assert paths["csv"].read_bytes().decode("utf-8") == render_csv(report)
 
 
-def test_write_reports_refuses_nan_and_keeps_old_files(report: dict[str, Any],
-                                                       tmp_path: Path) -> None:
+def test_write_reports_refuses_nan_and_keeps_old_files(
+    report: dict[str, Any], tmp_path: Path
+) -> None:
     write_reports(report, tmp_path)
     bad = {**report, "summary": {**report["summary"], "avg_appeval_100": float("nan")}}
     with pytest.raises(ValueError):
@@ -265,8 +320,10 @@ def test_write_reports_refuses_nan_and_keeps_old_files(report: dict[str, Any],
         ("{not json", "not JSON: "),
         ("[1, 2]", "top level is a JSON list"),
         (json.dumps({"schema_version": 1, "run": {}}), "missing summary, counts, apps"),
-        (json.dumps({"schema_version": 9, "run": {}, "summary": {}, "counts": {}, "apps": []}),
-         "schema_version 9, expected 1"),
+        (
+            json.dumps({"schema_version": 9, "run": {}, "summary": {}, "counts": {}, "apps": []}),
+            "schema_version 9, expected 1",
+        ),
         (None, "cannot read"),
     ],
 )

@@ -1,0 +1,110 @@
+"""Shared helpers of the benchmark scripts: machine description, timing, tables.
+
+The benchmarks compare ratios measured within one run on a noisy machine:
+repetitions of the variants are interleaved and medians reported.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_table() -> str:
+    """The machine, as Markdown: paste it beside the results."""
+    rows = [
+        ("nproc", str(len(os.sched_getaffinity(0)))),
+        ("CPU", cpu_model()),
+        ("memory", memory_gib()),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("Python", platform.python_version()),
+        ("pytest", _version("pytest")),
+        ("pytest-xdist", _version("pytest-xdist")),
+        ("mlflow", _version("mlflow")),
+        ("pytest-klaudbiusz", _version("pytest-klaudbiusz")),
+    ]
+    return markdown_table(("machine", ""), rows)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Wall time of ``action()`` in seconds."""
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def interleaved(
+    variants: Mapping[str, Callable[[], object]], repetitions: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall times of each variant, run A B A B ... (warm-up rounds discarded)."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(warmup + repetitions):
+        for name, action in variants.items():
+            elapsed = timed(action)
+            if round_ >= warmup:
+                times[name].append(elapsed)
+    return times
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without variables that would change a pytest run."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "KLAUD_", "MLFLOW_", "EVAL_", "DATABRICKS_"))
+    }
+    env.update(extra)
+    return env
+
+
+def run_quiet(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+    """Run a command, failing loudly (with its output) when it fails."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode not in (0, 1):  # 1: some tests failed, which a benchmark may expect
+        sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")

@@ -1,0 +1,291 @@
+"""HTTP requests and time the tracking layer spends logging one evaluation.
+
+    .venv/bin/python benchmarks/tracking_requests.py [--sizes 2 200] [--repetitions 3]
+
+Starts a real ``mlflow server`` (SQLite store, artifacts in a temp dir) and a small
+counting reverse proxy in front of it, builds evaluation reports of 2 and 200 apps
+with the real ``build_report`` and ``write_reports``, and logs each with the
+function the plugin uses, ``pytest_klaudbiusz.tracking.log_report``. For comparison,
+the naive way logs the same content one call at a time (``mlflow.log_metric`` per
+summary metric, ``log_param`` per param, ``set_tag`` per tag). Repetitions are
+interleaved; the first run (which creates the experiment) is reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _common import clean_env, machine_table, markdown_table, median
+
+from pytest_klaudbiusz import __version__, tracking
+from pytest_klaudbiusz.model import STAGES, AppResult, Outcome, StageOutcome
+from pytest_klaudbiusz.render import write_reports
+from pytest_klaudbiusz.report import build_report
+
+EXPERIMENT = "/Shared/klaudbiusz-evaluations"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
+
+
+class CountingProxy(http.server.ThreadingHTTPServer):
+    """Forwards every request to the upstream server and remembers (method, path)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream_port = upstream_port
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def take(self) -> list[tuple[str, str]]:
+        with self.lock:
+            taken, self.requests = self.requests, []
+        return taken
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CountingProxy
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _forward(self) -> None:
+        body = self._body()
+        with self.server.lock:
+            self.server.requests.append((self.command, self.path.split("?")[0]))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=60)
+        try:
+            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            response = upstream.getresponse()
+            payload = response.read()
+        finally:
+            upstream.close()
+        self.send_response(response.status, response.reason)
+        for key, value in response.getheaders():
+            if key.lower() not in HOP_BY_HOP:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),
+    ]  # fmt: skip
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 -- the server keeps writing to it
+    server = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=clean_env(MLFLOW_DISABLE_TELEMETRY="true"),
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"mlflow server exited:\n{(folder / 'server.log').read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return server, port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    stop_server(server)
+    sys.exit("mlflow server did not answer /health within 180 s")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """The server and the workers it started (its own process group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, sig)
+            server.wait(10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def make_report(apps: int, seed: int = 7) -> dict[str, Any]:
+    """A realistic report: evaluated apps with all stages, metrics, issues and costs."""
+    rng = random.Random(seed)
+    results = []
+    for i in range(apps):
+        passed = {stage: rng.random() < 0.8 for stage in STAGES}
+        stages = [
+            StageOutcome(
+                name, Outcome.PASSED if ok else Outcome.FAILED, round(rng.uniform(0.1, 30), 3),
+                "" if ok else "exited non-zero", f"npm run {name}", 0 if ok else 1,
+                "" if ok else "error TS2322: Type 'string' is not assignable\n" * 5,
+            )
+            for name, ok in passed.items()
+        ]  # fmt: skip
+        metrics: dict[str, Any] = {
+            "build_success": passed["build"], "runtime_success": passed["runtime"],
+            "type_safety": passed["typecheck"], "tests_pass": passed["test"],
+            "databricks_connectivity": passed["data"], "data_returned": passed["data_returned"],
+            "ui_renders": None, "local_runability_score": rng.randint(0, 5),
+            "deployability_score": rng.randint(0, 5), "test_coverage_pct": rng.uniform(0, 100),
+            "build_time_sec": rng.uniform(5, 60), "startup_time_sec": rng.uniform(1, 10),
+            "total_loc": rng.randint(200, 5000), "has_dockerfile": False, "has_tests": True,
+            "appeval_100": round(rng.uniform(0, 100), 2),
+        }  # fmt: skip
+        results.append(
+            AppResult(
+                app_name=f"app-{i:04d}", app_dir=f"/apps/app-{i:04d}", template_type="trpc",
+                stages=stages, metrics=metrics,
+                issues=[f"{s.name}: {s.reason}" for s in stages if s.reason],
+                details={"port": 40000 + i},
+                generation_metrics={
+                    "cost_usd": rng.uniform(0.5, 3), "input_tokens": rng.randint(10**5, 10**6),
+                    "output_tokens": rng.randint(10**4, 10**5), "turns": rng.randint(5, 40),
+                },
+            )  # fmt: skip
+        )
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    run = {
+        "mode": "mcp", "started_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished_at": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "plugin_version": __version__, "pytest_version": "9", "python_version": "3.11",
+        "git_commit": "0" * 40, "git_branch": "main", "model_version": "claude-x",
+        "apps_dir": "/apps", "command": "pytest evals/", "tracking_uri": None,
+        "experiment": EXPERIMENT, "mlflow_run_id": None,
+    }  # fmt: skip
+    return build_report(results, run)
+
+
+def batched(report: dict[str, Any], folder: Path, uri: str) -> None:
+    """What the plugin does at the end of a tracked evaluation."""
+    paths = write_reports(report, folder)
+
+    def remember_run(run_id: str) -> None:
+        report["run"]["mlflow_run_id"] = run_id
+        write_reports(report, folder)
+
+    tracking.log_report(report, list(paths.values()), uri, EXPERIMENT, on_run_id=remember_run)
+
+
+def naive(report: dict[str, Any], folder: Path, uri: str) -> None:
+    """The same content, one call per metric, param and tag (the earlier evaluator's way)."""
+    import mlflow
+
+    paths = write_reports(report, folder)
+    run = report["run"]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=tracking.run_name(report)):
+        for key in ("framework", "mode", "git_commit", "git_branch", "plugin_version"):
+            mlflow.set_tag(key, run.get(key, "klaudbiusz"))
+        for key in ("mode", "timestamp", "model_version"):
+            mlflow.log_param(key, run.get(key, run["started_at"]))
+        mlflow.log_param("total_apps", len(report["apps"]))
+        for key, value in report["summary"].items():
+            if isinstance(value, int | float):
+                mlflow.log_metric(key, value)
+        for path in paths.values():
+            mlflow.log_artifact(str(path))
+        mlflow.log_table(tracking.apps_table(report), artifact_file="apps_table.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 200], help="apps per report")
+    parser.add_argument("--repetitions", type=int, default=3, help="interleaved runs of each")
+    args = parser.parse_args()
+    tracking.configure_mlflow_environment(os.environ)  # as the plugin does, before mlflow loads
+
+    measured: dict[tuple[str, int], list[tuple[int, float]]] = {}
+    endpoints: dict[str, Counter[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="klaud-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        server, port = start_server(tmp)
+        proxy = CountingProxy(port)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        uri = f"http://127.0.0.1:{proxy.server_address[1]}"
+        try:
+            reports = {n: make_report(n) for n in args.sizes}
+            ways: dict[str, Callable[[dict[str, Any], Path, str], None]] = {
+                "log_report (batched)": batched,
+                "per-metric calls": naive,
+            }
+            first = time.perf_counter()
+            batched(make_report(args.sizes[0]), tmp / "first", uri)
+            first_run = (len(proxy.take()), time.perf_counter() - first)
+            for _ in range(args.repetitions):
+                for n, report in reports.items():
+                    for way, log in ways.items():
+                        start = time.perf_counter()
+                        log(report, tmp / f"report-{n}", uri)
+                        elapsed = time.perf_counter() - start
+                        taken = proxy.take()
+                        measured.setdefault((way, n), []).append((len(taken), elapsed))
+                        endpoints[f"{way}, {n} apps"] = Counter(f"{m} {p}" for m, p in taken)
+        finally:
+            proxy.shutdown()
+            stop_server(server)
+
+    print("## MLflow requests per tracked evaluation\n")
+    print(
+        "A real `mlflow server` (SQLite, `--artifacts-destination`) behind a counting proxy; "
+        f"medians of {args.repetitions} interleaved runs. Each run: metrics, params, tags, "
+        "the three report files and the per-app table.\n"
+    )
+    rows = []
+    for (way, n), samples in measured.items():
+        counts = sorted({c for c, _ in samples})
+        rows.append((way, n, "/".join(map(str, counts)), f"{median([t for _, t in samples]):.3f}"))
+    print(markdown_table(("way", "apps", "HTTP requests per run", "time per run (s)"), rows))
+    print(
+        f"\nFirst run of the process (creates the experiment, {args.sizes[0]} apps, log_report): "
+        f"{first_run[0]} requests, {first_run[1]:.2f} s including `import mlflow`.\n"
+    )
+    largest = f"log_report (batched), {max(args.sizes)} apps"
+    print(f"Requests of one {largest} run:\n")
+    print(markdown_table(("request", "count"), endpoints[largest].most_common()))
+    print()
+    print(machine_table())
+
+
+if __name__ == "__main__":
+    main()

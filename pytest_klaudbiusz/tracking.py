@@ -1,0 +1,354 @@
+"""Log an evaluation report to MLflow: one run with batched metrics, artifacts and a table.
+
+Pure helpers (URI resolution, preflight checks, names) cost nothing to import; only the
+functions that talk to MLflow import it (``import mlflow`` takes about a second), so a
+pytest run that does not track never pays for it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import socket
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, quote, unquote, urlsplit
+
+from .model import CHECKS
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+DEFAULT_EXPERIMENT = "/Shared/klaudbiusz-evaluations"
+
+#: Set with ``setdefault`` before MLflow is imported, so the user's values win. Measured
+#: here: a closed port fails a request after ~3 s and a server that accepts but never
+#: answers after ~33 s (3 tries of 10 s), instead of ~250 s and ~20 min with MLflow's
+#: defaults. Telemetry would fetch a config from the internet on first use, and the
+#: plugin prints its own "View run" line.
+MLFLOW_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+CONNECT_TIMEOUT_SEC = 2.0  # a tracking server must accept TCP connections within this
+DATABRICKS_TIMEOUT_SEC = 5.0  # a Databricks host must answer HTTP within this
+
+#: SQLAlchemy store schemes MLflow accepts (a driver may follow: ``postgresql+psycopg2``).
+SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+TABLE_METRICS = (*CHECKS, "local_runability_score", "deployability_score", "appeval_100")
+
+_ADVICE = (
+    "check the server and --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
+)
+_BAD_KEY_CHARS = re.compile(r"[^\w\-./: ]")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([\w ]+)")
+
+
+class TrackingError(Exception):
+    """Tracking failed; the message is one line saying what failed and what to do."""
+
+
+def resolve_tracking_uri(option: str | None, environ: Mapping[str, str], rootdir: Path) -> str:
+    if option:
+        return option
+    if environ.get("MLFLOW_TRACKING_URI"):
+        return environ["MLFLOW_TRACKING_URI"]
+    if environ.get("DATABRICKS_HOST") and environ.get("DATABRICKS_TOKEN"):
+        return "databricks"
+    # SQLAlchemy percent-decodes the path, so encode it (spaces, "%", "?" in folder names).
+    return f"sqlite:///{quote(str((rootdir / 'mlflow.db').resolve()))}"
+
+
+def resolve_experiment(option: str | None, environ: Mapping[str, str]) -> str:
+    return option or environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def configure_mlflow_environment(environ: MutableMapping[str, str]) -> None:
+    for name, value in MLFLOW_ENV_DEFAULTS.items():
+        environ.setdefault(name, value)
+
+
+def check_tracking_uri(uri: str, environ: Mapping[str, str]) -> None:
+    """Fail in seconds, before MLflow is imported, on URIs that cannot work."""
+    parts = urlsplit(uri)
+    scheme = "databricks" if uri == "databricks" else parts.scheme.partition("+")[0].lower()
+    if scheme in ("http", "https"):
+        _check_server(parts)
+    elif scheme == "databricks":
+        host = environ.get("DATABRICKS_HOST")
+        if uri == "databricks" and not (host and environ.get("DATABRICKS_TOKEN")):
+            raise TrackingError(
+                "tracking URI is 'databricks' but DATABRICKS_HOST and DATABRICKS_TOKEN are not"
+                " both set: set them (environment or .env), or pass --klaud-no-tracking"
+            )
+        if host:
+            _check_databricks_host(host)
+    elif scheme in ("", "file"):
+        if environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
+            raise TrackingError(
+                f"tracking URI {uri!r} names MLflow's retired file store: use"
+                " sqlite:///<path>/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true"
+            )
+    elif scheme == "sqlite":
+        db = _sqlite_file(uri)
+        if db is not None and not db.parent.is_dir():
+            raise TrackingError(
+                f"folder {str(db.parent)!r} of the tracking database does not exist:"
+                " create it or fix --klaud-tracking-uri / MLFLOW_TRACKING_URI"
+            )
+    elif scheme not in SQL_SCHEMES:
+        raise TrackingError(
+            f"unsupported MLflow tracking URI {_display(uri)!r}: use sqlite:///<path>/mlflow.db,"
+            " http(s)://<server>, databricks, or a postgresql/mysql/mssql URL"
+        )
+
+
+def _check_server(parts: SplitResult) -> None:
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname or "", port), CONNECT_TIMEOUT_SEC).close()
+    except (OSError, ValueError) as exc:
+        raise TrackingError(
+            f"MLflow tracking server {_display(parts.geturl())} is unreachable ({_reason(exc)}):"
+            " start it, fix --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
+        ) from None
+
+
+def _check_databricks_host(host: str) -> None:
+    """Any HTTP answer will do; without one the Databricks SDK would retry for minutes."""
+    from urllib.error import HTTPError
+    from urllib.request import Request, urlopen
+
+    url = host if "://" in host else f"https://{host}"
+    try:
+        urlopen(Request(url, method="HEAD"), timeout=DATABRICKS_TIMEOUT_SEC).close()
+    except HTTPError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise TrackingError(
+            f"Databricks host {url} does not answer ({_reason(exc)}): check DATABRICKS_HOST and"
+            " your network, or pass --klaud-no-tracking"
+        ) from None
+
+
+def run_name(report: Mapping[str, Any]) -> str:
+    run = report["run"]
+    return f"eval_{run['mode']}_{run['started_at']}"
+
+
+class MlflowTracker:
+    """Writes runs through an explicit ``MlflowClient`` (no global MLflow state)."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.experiment = experiment
+        # The client initialises the store; several processes creating a fresh mlflow.db
+        # at once corrupt it for good, so that first touch happens under a file lock.
+        with self._wrap("opening the tracking store"), _store_lock(uri):
+            self.client: MlflowClient = MlflowClient(tracking_uri=uri)
+
+    def open_run(self, report: Mapping[str, Any]) -> str:
+        run = report["run"]
+        name = run_name(report)
+        tags = {
+            "framework": "klaudbiusz",
+            "mode": run["mode"],
+            "run_name": name,
+            "git_commit": run.get("git_commit"),
+            "git_branch": run.get("git_branch"),
+        }
+        with self._wrap("creating the run"):
+            created = self.client.create_run(
+                self._experiment_id(),
+                start_time=_ms(run["started_at"]),
+                tags={k: v for k, v in tags.items() if v},
+                run_name=name,
+            )
+        return str(created.info.run_id)
+
+    def complete_run(self, run_id: str, report: Mapping[str, Any], files: Sequence[Path]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        run = report["run"]
+        end_time = _ms(run["finished_at"])
+        metrics = [
+            Metric(_key(k), float(v), end_time, 0)
+            for k, v in report["summary"].items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        params = {
+            "mode": run["mode"],
+            "total_apps": len(report["apps"]),
+            "timestamp": run["started_at"],
+            "model_version": run.get("model_version") or "unknown",
+        }
+        tags = {"plugin_version": run.get("plugin_version")}
+        step = "logging metrics and params"
+        try:
+            self.client.log_batch(
+                run_id,
+                metrics=metrics,
+                params=[Param(k, str(v)) for k, v in params.items()],
+                tags=[RunTag(k, str(v)) for k, v in tags.items() if v],
+            )
+            step = "uploading the report files"
+            for path in files:
+                self.client.log_artifact(run_id, str(path))
+            step = "logging the apps table"
+            self.client.log_table(run_id, data=apps_table(report), artifact_file="apps_table.json")
+            step = "finishing the run"
+            self.client.set_terminated(run_id, "FINISHED", end_time=end_time)
+        except Exception as exc:
+            self.fail_run(run_id)
+            raise self._error(step, exc) from exc
+
+    def fail_run(self, run_id: str) -> None:
+        """Best effort: mark the run FAILED (the store may be the thing that failed)."""
+        with suppress(Exception):
+            self.client.set_terminated(run_id, "FAILED")
+
+    def _experiment_id(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            try:
+                return self.client.create_experiment(
+                    self.experiment, artifact_location=self._artifact_location()
+                )
+            except MlflowException as exc:  # another process created it meanwhile
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment = self.client.get_experiment_by_name(self.experiment)
+                assert experiment is not None
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"MLflow experiment {self.experiment!r} is deleted: restore it"
+                " (mlflow experiments restore) or choose another with --klaud-experiment"
+            )
+        return experiment.experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Beside a SQLite database; MLflow would use ``./mlruns`` of the current directory."""
+        db = _sqlite_file(self.uri)
+        if db is None:
+            return None  # the server or workspace decides
+        folder = re.sub(r"[^\w.-]+", "_", self.experiment).strip("_")
+        return str(db.resolve().parent / "mlruns" / folder)
+
+    def _error(self, step: str, exc: BaseException) -> TrackingError:
+        if isinstance(exc, TrackingError):
+            return exc
+        return TrackingError(
+            f"MLflow {step} failed at {_display(self.uri)} ({_reason(exc)}): {_ADVICE}"
+        )
+
+    @contextmanager
+    def _wrap(self, step: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            raise self._error(step, exc) from exc
+
+
+def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """One row per app, as columns (the shape ``MlflowClient.log_table`` takes)."""
+    rows = [
+        {
+            "app_name": app["app_name"],
+            "template_type": app["template_type"],
+            "status": str(app["status"]),
+            **{name: app["metrics"].get(name) for name in TABLE_METRICS},
+            "issues": "; ".join(app["issues"]),
+        }
+        for app in report["apps"]
+    ]
+    columns = ("app_name", "template_type", "status", *TABLE_METRICS, "issues")
+    return {column: [row[column] for row in rows] for column in columns}
+
+
+def log_report(
+    report: dict[str, Any],
+    files: Sequence[Path],
+    uri: str,
+    experiment: str,
+    on_run_id: Callable[[str], None] | None = None,
+) -> str:
+    """Log one evaluation as one run and return its id; raises ``TrackingError``.
+
+    ``on_run_id`` runs between opening and completing the run, so the caller can put the
+    run id into the report files before they are uploaded.
+    """
+    tracker = MlflowTracker(uri, experiment)
+    run_id = tracker.open_run(report)
+    if on_run_id is not None:
+        try:
+            on_run_id(run_id)
+        except BaseException:
+            tracker.fail_run(run_id)
+            raise
+    tracker.complete_run(run_id, report, files)
+    return run_id
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite URI (``sqlite:////abs/x.db``, ``sqlite:///rel.db``)."""
+    parts = urlsplit(uri)
+    path = unquote(parts.path)[1:]
+    if parts.scheme != "sqlite" or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def _store_lock(uri: str) -> AbstractContextManager[None]:
+    db = _sqlite_file(uri)
+    return nullcontext() if db is None else _flock(Path(f"{db}.lock"))
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+def _key(name: str) -> str:
+    """An MLflow metric key: letters, digits, ``_ - . / :`` and space, at most 250 chars."""
+    return _BAD_KEY_CHARS.sub("_", name)[:250]
+
+
+def _ms(timestamp: str) -> int:
+    moment = datetime.fromisoformat(timestamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000)
+
+
+def _display(uri: str) -> str:
+    """The URI without credentials (``user:password@``), for messages."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri  # geturl() would also drop the extra slashes of sqlite:////abs/path
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause: "connection refused", "timed out", or the first 200 characters."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    text = " ".join(str(exc).split())
+    if match := _ERRNO.search(text):
+        return match.group(1).strip().lower()
+    if "timed out" in text.lower():
+        return "timed out"
+    return text[:200] or type(exc).__name__

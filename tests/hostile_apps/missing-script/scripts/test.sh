@@ -1,0 +1,2 @@
+#!/bin/sh
+klaud-no-such-tool-anywhere --run-tests

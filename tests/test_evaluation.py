@@ -1,0 +1,341 @@
+"""evaluate_app on real apps: what each stage means, timeouts, bad manifests, whose fault.
+
+Every test runs real commands and a real server (tests/hostile_apps, copied into
+tmp_path); nothing of the evaluation is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from hostile_apps import Outside, copy_app, evaluate, outcomes
+
+from pytest_klaudbiusz.evaluation import TAIL_CHARS, InfraError
+from pytest_klaudbiusz.model import CHECKS, STAGES, AppStatus
+from pytest_klaudbiusz.processes import port_is_free
+
+PASSED, FAILED, SKIPPED, NA = "passed", "failed", "skipped", "not_applicable"
+
+#: The well-behaved app's commands; a test drops or replaces some of them.
+COMMANDS = {
+    "install": "true",
+    "build": "true",
+    "typecheck": "true",
+    "start": "exec python3 server.py",
+    "test": "true",
+}
+
+
+def served_app(
+    tmp_path: Path,
+    *,
+    data: tuple[tuple[str, str], ...] = (("GET", "/api/rows"),),
+    extra: str = "",
+    **commands: str | None,
+) -> Path:
+    """The well-behaved server with a manifest written for the test.
+
+    ``commands`` replace the default ones; ``None`` leaves the key out, ``""``
+    declares that the app has no such stage.
+    """
+    app = copy_app("well-behaved", tmp_path)
+    lines = ["[commands]"]
+    for stage, command in {**COMMANDS, **commands}.items():
+        if command is not None:
+            lines.append(f"{stage} = {json.dumps(command)}")
+    lines += ["[runtime]", 'health = "/health"', "ready_timeout = 10", extra]
+    for method, path in data:
+        lines += ["[[data]]", f'method = "{method}"', f'path = "{path}"']
+    (app / "klaud.toml").write_text("\n".join(lines) + "\n")
+    return app
+
+
+# --- stage semantics ----------------------------------------------------------
+
+
+def test_an_app_that_does_everything_right_passes_every_stage(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    result = evaluate(copy_app("well-behaved", tmp_path), outside)
+
+    assert result.status is AppStatus.EVALUATED
+    assert [s.name for s in result.stages] == list(STAGES)
+    assert all(s.outcome == PASSED for s in result.stages), outcomes(result)
+    assert {check: result.metrics[check] for check in CHECKS} == dict.fromkeys(CHECKS, True)
+    endpoints = result.details["data_endpoints"]
+    assert [(e["method"], e["path"], e["status"], e["rows"]) for e in endpoints] == [
+        ("GET", "/api/rows", 200, 2),
+        ("POST", "/api/query", 200, 4),
+        ("GET", "/api/trpc/getSales", 200, 3),
+    ]
+    assert result.details["health"]["path"] == "/health"
+    assert isinstance(result.metrics["startup_time_sec"], float)
+    assert isinstance(result.metrics["build_time_sec"], float)
+    assert result.details["port_released"] is True
+    assert port_is_free(result.details["port"])
+    assert not [i for i in result.issues if i.split(":")[0] in STAGES]
+    json.dumps(result.to_dict())
+
+
+def test_an_absent_build_fails_and_the_app_is_never_started(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    start = 'echo started >> "$HOSTILE_DIR/started"; exec python3 server.py'
+    app = served_app(tmp_path, build="", start=start, extra='[env]\nHOSTILE_DIR = "${HOSTILE_DIR}"')
+    result = evaluate(app, outside)
+
+    assert result.metrics["build_success"] is False
+    stages = outcomes(result)
+    assert stages["build"] == (FAILED, "no build command")
+    assert stages["runtime"] == (SKIPPED, "build failed")
+    assert stages["data"] == (SKIPPED, "build failed")
+    assert stages["data_returned"] == (SKIPPED, "data failed")
+    assert result.metrics["runtime_success"] is not True
+    assert not (outside.dir / "started").exists()
+    assert stages["test"] == (PASSED, "")  # tests do not need a build
+    assert "build: no build command" in result.issues
+
+
+def test_an_absent_test_command_fails(tmp_path: Path) -> None:
+    result = evaluate(served_app(tmp_path, test=None), Outside(tmp_path))
+    assert result.metrics["tests_pass"] is False
+    assert outcomes(result)["test"] == (FAILED, "no test command")
+    assert result.metrics["runtime_success"] is True
+
+
+def test_an_absent_typecheck_is_not_applicable(tmp_path: Path) -> None:
+    result = evaluate(served_app(tmp_path, typecheck=None), Outside(tmp_path))
+    assert result.metrics["type_safety"] is None
+    assert outcomes(result)["typecheck"] == (NA, "no typecheck command")
+    assert result.metrics["build_success"] is True
+
+
+def test_an_absent_install_passes(tmp_path: Path) -> None:
+    result = evaluate(served_app(tmp_path, install=""), Outside(tmp_path))
+    assert outcomes(result)["install"] == (PASSED, "")
+    assert result.metrics["data_returned"] is True
+
+
+def test_an_app_without_data_endpoints_has_no_connectivity_check(tmp_path: Path) -> None:
+    result = evaluate(served_app(tmp_path, data=()), Outside(tmp_path))
+    assert result.metrics["runtime_success"] is True
+    assert result.metrics["databricks_connectivity"] is None
+    assert result.metrics["data_returned"] is None
+    assert outcomes(result)["data"][0] == NA
+
+
+def test_an_app_without_start_command_fails_runtime(tmp_path: Path) -> None:
+    result = evaluate(served_app(tmp_path, start=""), Outside(tmp_path))
+    stages = outcomes(result)
+    assert stages["runtime"] == (FAILED, "no start command")
+    assert stages["data"] == (SKIPPED, "runtime failed")
+    assert result.metrics["databricks_connectivity"] is False
+
+
+def test_a_start_command_that_crashes_fails_runtime(tmp_path: Path) -> None:
+    app = served_app(tmp_path, start="echo 'cannot connect' >&2; exit 3")
+    result = evaluate(app, Outside(tmp_path))
+    runtime = result.stage("runtime")
+    assert runtime is not None
+    assert (runtime.outcome, runtime.reason, runtime.exit_code) == (
+        FAILED,
+        "start command exited",
+        3,
+    )
+    assert "cannot connect" in runtime.log_tail
+    assert outcomes(result)["data"] == (SKIPPED, "runtime failed")
+
+
+def test_a_data_endpoint_answering_500_fails_connectivity(tmp_path: Path) -> None:
+    app = served_app(tmp_path, data=(("GET", "/api/rows"), ("GET", "/api/broken")))
+    result = evaluate(app, Outside(tmp_path))
+    assert result.metrics["runtime_success"] is True
+    assert result.metrics["databricks_connectivity"] is False
+    stages = outcomes(result)
+    assert stages["data"] == (FAILED, "endpoint answered non-2xx")
+    assert stages["data_returned"] == (SKIPPED, "data failed")
+    assert [e["status"] for e in result.details["data_endpoints"]] == [200, 500]
+
+
+def test_a_data_endpoint_answering_non_json_fails_connectivity(tmp_path: Path) -> None:
+    result = evaluate(served_app(tmp_path, data=(("GET", "/api/text"),)), Outside(tmp_path))
+    assert result.metrics["databricks_connectivity"] is False
+    assert outcomes(result)["data"] == (FAILED, "endpoint answered non-JSON")
+
+
+def test_a_data_endpoint_returning_no_rows_fails_data_returned(tmp_path: Path) -> None:
+    app = served_app(tmp_path, data=(("GET", "/api/rows"), ("GET", "/api/empty")))
+    result = evaluate(app, Outside(tmp_path))
+    assert result.metrics["databricks_connectivity"] is True
+    assert result.metrics["data_returned"] is False
+    assert outcomes(result)["data_returned"] == (FAILED, "no rows")
+
+
+@pytest.mark.parametrize(
+    ("path", "rows", "returned"),
+    [("/api/trpc/getSales", 3, True), ("/api/trpc/getNothing", 0, False)],
+)
+def test_rows_are_counted_inside_the_trpc_envelope(
+    tmp_path: Path, path: str, rows: int, returned: bool
+) -> None:
+    result = evaluate(served_app(tmp_path, data=(("GET", path),)), Outside(tmp_path))
+    assert result.metrics["databricks_connectivity"] is True
+    assert result.details["data_endpoints"][0]["rows"] == rows
+    assert result.metrics["data_returned"] is returned
+
+
+def test_a_post_data_endpoint_receives_an_empty_json_object(tmp_path: Path) -> None:
+    # The server answers 400 unless the body is exactly the JSON {} with a JSON content type.
+    result = evaluate(served_app(tmp_path, data=(("POST", "/api/query"),)), Outside(tmp_path))
+    assert result.details["data_endpoints"][0]["status"] == 200
+    assert result.details["data_endpoints"][0]["rows"] == 4
+    assert result.metrics["data_returned"] is True
+
+
+def test_a_failing_install_skips_everything_after_it(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    touch = 'echo ran >> "$HOSTILE_DIR/ran"'
+    app = served_app(
+        tmp_path,
+        install="echo 'npm ERR! missing peer' >&2; exit 1",
+        build=touch,
+        typecheck=touch,
+        start=f"{touch}; exec python3 server.py",
+        test=touch,
+        extra='[env]\nHOSTILE_DIR = "${HOSTILE_DIR}"',
+    )
+    result = evaluate(app, outside)
+    install = result.stage("install")
+    assert install is not None
+    assert (install.outcome, install.reason, install.exit_code) == (FAILED, "exited non-zero", 1)
+    assert "npm ERR! missing peer" in install.log_tail
+    later = {name: o for name, o in outcomes(result).items() if name != "install"}
+    assert later == {
+        "build": (SKIPPED, "install failed"),
+        "typecheck": (SKIPPED, "install failed"),
+        "runtime": (SKIPPED, "install failed"),
+        "data": (SKIPPED, "install failed"),
+        "data_returned": (SKIPPED, "data failed"),
+        "test": (SKIPPED, "install failed"),
+    }
+    assert not (outside.dir / "ran").exists()
+    assert not any(result.metrics[check] for check in CHECKS)
+
+
+# --- timeouts -------------------------------------------------------------------
+
+MARGIN = 10.0  # a hang may cost its timeout plus this, no more
+
+
+def test_a_server_that_never_answers_costs_its_ready_timeout(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    started = time.monotonic()
+    result = evaluate(copy_app("never-healthy", tmp_path), outside)
+    elapsed = time.monotonic() - started
+
+    runtime = result.stage("runtime")
+    assert runtime is not None
+    assert (runtime.outcome, runtime.reason) == (FAILED, "not healthy within 2s")
+    assert runtime.duration_sec >= 2.0
+    assert elapsed < 2.0 + MARGIN
+    assert outcomes(result)["test"] == (PASSED, "")  # the evaluation went on
+    assert outside.pids(), "the server never started listening"
+    assert outside.survivors() == []
+    assert port_is_free(result.details["port"])
+
+
+def test_hanging_build_and_test_cost_their_timeouts_and_leave_nothing(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    started = time.monotonic()
+    result = evaluate(copy_app("hanging", tmp_path), outside, timeouts={"build": 2.0, "test": 2.0})
+    elapsed = time.monotonic() - started
+
+    for name in ("build", "test"):
+        stage = result.stage(name)
+        assert stage is not None
+        assert (stage.outcome, stage.reason, stage.exit_code) == (
+            FAILED,
+            "timed out after 2s",
+            None,
+        )
+        assert 2.0 <= stage.duration_sec < 2.0 + MARGIN
+    assert outcomes(result)["runtime"] == (SKIPPED, "build failed")
+    assert elapsed < 4.0 + MARGIN
+    assert len(outside.pids()) == 4  # build's shell and sleep, test's shell and sleep
+    assert outside.survivors() == []
+    assert "build: timed out after 2s" in result.issues
+
+
+# --- malformed manifests --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("malformed-toml", "not valid TOML"),
+        ("malformed-unknown-key", "unknown key in [commands]: 'strat'"),
+        ("malformed-wrong-type", "runtime.ready_timeout must be a positive number"),
+    ],
+)
+def test_a_malformed_manifest_is_an_app_failure_that_names_the_problem(
+    tmp_path: Path, name: str, problem: str
+) -> None:
+    result = evaluate(copy_app(name, tmp_path), Outside(tmp_path))
+
+    assert result.status is AppStatus.EVALUATED
+    assert problem in result.details["manifest_error"]
+    assert "klaud.toml" in result.details["manifest_error"]
+    stages = outcomes(result)
+    assert stages.pop("install") == (FAILED, "malformed klaud.toml")
+    assert set(stages.values()) == {(SKIPPED, "malformed klaud.toml")}
+    assert "install: malformed klaud.toml" in result.issues
+    assert result.metrics["build_success"] is False
+    json.dumps(result.to_dict())
+
+
+# --- whose fault ----------------------------------------------------------------
+
+
+def _path_without(program: str) -> str:
+    return os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if not shutil.which(program, path=d)
+    )
+
+
+def test_a_missing_package_manager_is_an_infrastructure_error_naming_it(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    path = _path_without("bun")
+    assert shutil.which("bun", path=path) is None
+    assert shutil.which("node", path=path) is not None
+    with pytest.raises(InfraError, match=r"\bbun\b"):
+        evaluate(copy_app("bun-lockfile", tmp_path), outside, environ=outside.environ(PATH=path))
+
+
+def test_a_missing_script_of_the_app_is_the_apps_fault(tmp_path: Path) -> None:
+    result = evaluate(copy_app("missing-script", tmp_path), Outside(tmp_path))
+
+    build, test = result.stage("build"), result.stage("test")
+    assert build is not None and test is not None
+    assert (build.outcome, build.reason, build.exit_code) == (FAILED, "exited non-zero", 127)
+    assert "missing-script.sh" in build.log_tail
+    assert (test.outcome, test.exit_code) == (FAILED, 127)
+    assert "klaud-no-such-tool-anywhere" in test.log_tail
+    assert result.metrics["build_success"] is False
+
+
+# --- log tails ------------------------------------------------------------------
+
+
+def test_a_flooding_app_gets_a_bounded_log_tail(tmp_path: Path) -> None:
+    result = evaluate(copy_app("flood", tmp_path), Outside(tmp_path))
+
+    build, test = result.stage("build"), result.stage("test")
+    assert build is not None and test is not None
+    assert (build.outcome, test.outcome) == (PASSED, FAILED)
+    for stage, marker in ((build, "END-OF-BUILD-FLOOD"), (test, "END-OF-TEST-FLOOD")):
+        assert 0 < len(stage.log_tail) <= TAIL_CHARS
+        assert stage.log_tail.rstrip().endswith(marker)
+    assert len(json.dumps(result.to_dict())) < 8 * TAIL_CHARS

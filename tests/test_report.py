@@ -1,0 +1,206 @@
+"""Aggregating app results into the report summary (pytest_klaudbiusz.report)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from pytest_klaudbiusz.model import CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus
+from pytest_klaudbiusz.report import apps_of, build_report, check_counts, summarize
+
+
+def metrics(**values: Any) -> dict[str, Any]:
+    base = {
+        "build_success": True,
+        "runtime_success": True,
+        "type_safety": None,
+        "tests_pass": True,
+        "databricks_connectivity": True,
+        "data_returned": True,
+        "local_runability_score": 5,
+        "deployability_score": 5,
+        "appeval_100": 100.0,
+        "build_time_sec": 10.0,
+        "startup_time_sec": 2.0,
+        "test_coverage_pct": None,
+    }
+    return {**base, **values}
+
+
+def app(name: str, status: AppStatus = AppStatus.EVALUATED, **kwargs: Any) -> AppResult:
+    return AppResult(name, f"apps/{name}", status=status, **kwargs)
+
+
+def sample() -> list[AppResult]:
+    return [
+        app("charlie", metrics=metrics(databricks_connectivity=None, data_returned=None,
+                                       local_runability_score=3, build_time_sec=20.0,
+                                       startup_time_sec=None, test_coverage_pct=80.0,
+                                       appeval_100=90.0),
+            custom_metrics={"ui_score": 0.5}),
+        app("alpha", metrics=metrics(), custom_metrics={"ui_score": 1.0, "latency_ms": 120.0},
+            generation_metrics={"cost_usd": 2.0, "input_tokens": 1000, "output_tokens": 100,
+                                "turns": 10}),
+        app("bravo", metrics=metrics(build_success=False, runtime_success=False, tests_pass=False,
+                                     databricks_connectivity=False, data_returned=None,
+                                     type_safety=True, local_runability_score=1,
+                                     deployability_score=2, appeval_100=0.5, build_time_sec=30.0,
+                                     startup_time_sec=None, test_coverage_pct=40.0),
+            generation_metrics={"cost_usd": 1.0, "input_tokens": 3000, "output_tokens": 300,
+                                "turns": 20}),
+        # never rated, whatever stale metrics they carry
+        app("delta", AppStatus.INFRA_ERROR, error="npm is not installed",
+            metrics={"build_success": False, "tests_pass": False, "appeval_100": 0.0},
+            custom_metrics={"ui_score": 0.0},
+            generation_metrics={"cost_usd": 1.0, "input_tokens": 500, "output_tokens": 50}),
+        app("echo", AppStatus.NOT_RUN, metrics={"runtime_success": False}),
+    ]  # fmt: skip
+
+
+def test_counts_and_totals() -> None:
+    summary = summarize(sample())
+    assert summary["total_apps"] == 5
+    assert summary["evaluated"] == 3
+    assert summary["infra_errors"] == 1
+    assert summary["not_run"] == 1
+    counts = check_counts(sample())
+    assert set(counts) == set(CHECKS)
+    assert counts["build_success"] == {"passed": 2, "checked": 3}
+    assert counts["databricks_connectivity"] == {"passed": 1, "checked": 2}
+    assert counts["type_safety"] == {"passed": 1, "checked": 1}
+    assert counts["data_returned"] == {"passed": 1, "checked": 1}
+
+
+def test_rates_over_evaluated_apps_where_the_check_applies() -> None:
+    summary = summarize(sample())
+    assert summary["build_success_rate"] == pytest.approx(2 / 3)
+    assert summary["runtime_success_rate"] == pytest.approx(2 / 3)
+    assert summary["tests_pass_rate"] == pytest.approx(2 / 3)
+    assert summary["databricks_connectivity_rate"] == pytest.approx(1 / 2)
+    assert summary["type_safety_rate"] == 1.0
+    assert summary["data_returned_rate"] == 1.0
+    assert set(RATES.values()) <= set(summary)
+
+
+def test_rate_is_none_when_no_app_has_the_check_never_zero() -> None:
+    apps = [app("a", metrics=metrics()), app("b", metrics=metrics(build_success=False))]
+    summary = summarize(apps)
+    assert summary["type_safety_rate"] is None
+    assert summary["build_success_rate"] == 0.5
+    no_data = [app("a", metrics=metrics(databricks_connectivity=None, data_returned=None))]
+    summary = summarize(no_data)
+    assert summary["databricks_connectivity_rate"] is None
+    assert summary["data_returned_rate"] is None
+    # overall quality: the mean of the rates that exist (build, runtime, tests)
+    assert summary["overall_quality_score"] == 1.0
+
+
+def test_all_failing_rate_is_zero_not_none() -> None:
+    summary = summarize([app("a", metrics=metrics(tests_pass=False))])
+    assert summary["tests_pass_rate"] == 0.0
+
+
+def test_infra_errors_and_not_run_are_counted_not_rated() -> None:
+    good = app("good", metrics=metrics())
+    summary = summarize([good, *sample()[3:]])
+    assert summary["total_apps"] == 3
+    assert summary["evaluated"] == 1
+    assert summary["build_success_rate"] == 1.0  # delta's stale build_success=False ignored
+    assert summary["runtime_success_rate"] == 1.0  # echo's ignored
+    assert summary["avg_appeval_100"] == 100.0
+    assert "avg_ui_score" not in summary  # delta's custom metric is not averaged
+
+
+def test_nothing_evaluated() -> None:
+    summary = summarize(sample()[3:])
+    assert summary["total_apps"] == 2 and summary["evaluated"] == 0
+    assert all(summary[rate] is None for rate in RATES.values())
+    assert summary["overall_quality_score"] is None
+    assert summary["avg_appeval_100"] is None
+    summary = summarize([])
+    assert summary["total_apps"] == 0 and summary["overall_quality_score"] is None
+
+
+def test_overall_quality_is_mean_of_build_runtime_tests_connectivity() -> None:
+    summary = summarize(sample())
+    # (2/3 + 2/3 + 2/3 + 1/2) / 4; type safety (1.0) and data returned (1.0) are not in it
+    assert summary["overall_quality_score"] == pytest.approx(0.625)
+
+
+def test_averages_over_evaluated_apps_with_a_value() -> None:
+    summary = summarize(sample())
+    assert summary["avg_local_runability_score"] == pytest.approx(3.0)  # (5 + 1 + 3) / 3
+    assert summary["avg_deployability_score"] == pytest.approx(4.0)  # (5 + 2 + 5) / 3
+    assert summary["avg_appeval_100"] == pytest.approx((100 + 0.5 + 90) / 3)
+    assert summary["avg_build_time_sec"] == pytest.approx(20.0)
+    assert summary["avg_startup_time_sec"] == pytest.approx(2.0)  # one app started
+    assert summary["avg_test_coverage_pct"] == pytest.approx(60.0)
+
+
+def test_generation_summary() -> None:
+    summary = summarize(sample())
+    assert summary["apps_with_generation_metrics"] == 3  # alpha, bravo and delta (infra)
+    assert summary["generation_cost_usd"] == pytest.approx(4.0)
+    assert summary["avg_cost_per_app_usd"] == pytest.approx(4.0 / 3)
+    assert summary["total_input_tokens"] == 4500
+    assert summary["total_output_tokens"] == 450
+    assert summary["avg_turns_per_app"] == pytest.approx(15.0)  # delta has no turns
+    assert summary["apps_per_dollar"] == pytest.approx(3 / 4.0)
+    assert summary["cost_per_passing_app_usd"] == pytest.approx(4.0)  # only alpha passes
+
+
+def test_generation_summary_without_data_or_cost_or_passing_app() -> None:
+    plain = summarize([app("a", metrics=metrics())])
+    assert plain["apps_with_generation_metrics"] == 0
+    assert "generation_cost_usd" not in plain and "apps_per_dollar" not in plain
+    free = summarize([app("a", metrics=metrics(tests_pass=False),
+                          generation_metrics={"cost_usd": 0.0, "turns": 3})])  # fmt: skip
+    assert free["generation_cost_usd"] == 0.0
+    assert free["apps_per_dollar"] is None  # never a division by zero
+    assert free["cost_per_passing_app_usd"] is None  # no app passed
+
+
+def test_custom_metrics_are_averaged_over_evaluated_apps() -> None:
+    summary = summarize(sample())
+    assert summary["avg_ui_score"] == pytest.approx(0.75)  # delta's 0.0 (infra) left out
+    assert summary["avg_latency_ms"] == pytest.approx(120.0)  # only alpha recorded it
+
+
+def test_custom_metric_cannot_replace_a_builtin_average() -> None:
+    apps = [app("a", metrics=metrics(), custom_metrics={"appeval_100": 1.0})]
+    assert summarize(apps)["avg_appeval_100"] == 100.0
+
+
+def test_summary_is_json_safe_even_with_non_finite_values() -> None:
+    # the fixture refuses non-finite values; the summary still never emits one
+    apps = [
+        app("a", metrics=metrics(), custom_metrics={"score": 1.0}),
+        app("b", metrics=metrics(), custom_metrics={"broken": math.inf, "nan": math.nan}),
+    ]
+    summary = summarize(apps)
+    json.dumps(summary, allow_nan=False)
+    assert summary["avg_score"] == 1.0
+    assert all(v is None or math.isfinite(v) for v in summary.values())
+
+
+def test_build_report_sorted_json_safe_and_round_trips() -> None:
+    run = {"mode": "mcp", "started_at": "2025-01-01T00:00:00+00:00"}
+    apps = [*sample(), app("Émile", metrics=metrics()), app("app 2", metrics=metrics())]
+    report = build_report(apps, run)
+    assert report["schema_version"] == SCHEMA_VERSION
+    assert report["run"] == run
+    names = [a["app_name"] for a in report["apps"]]
+    assert (
+        names == sorted(names) == ["alpha", "app 2", "bravo", "charlie", "delta", "echo", "Émile"]
+    )
+    assert report["summary"] == summarize(apps)
+    assert report["counts"] == check_counts(apps)
+    assert report["summary"]["total_apps"] == len(apps)
+    text = json.dumps(report, allow_nan=False)
+    loaded = json.loads(text)
+    assert [a.app_name for a in apps_of(loaded)] == names
+    assert apps_of(loaded) == sorted(apps, key=lambda a: a.app_name)
+    assert apps_of(loaded)[names.index("delta")].status is AppStatus.INFRA_ERROR
