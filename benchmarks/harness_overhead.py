@@ -1,22 +1,20 @@
 """Harness overhead per app: what evaluating an app costs beyond its own commands.
 
-    .venv/bin/python benchmarks/harness_overhead.py [--apps 200] [--repetitions 1]
-        [--profile 50]
+    .venv/bin/python benchmarks/harness_overhead.py [--apps 200] [--profile 50]
 
 Generates trivial apps whose klaud.toml stages are ``true`` and whose start command
 is a minimal Python HTTP server answering /health ("server"), or that have no start
-command ("no server": runtime fails fast with "no start command"). For each kind,
-interleaved:
+command ("no server": runtime fails fast with "no start command"). For each kind:
 
-* baseline: the same commands run directly with ``subprocess`` in the harness's
-  pattern (``shell=True``, ``start_new_session``, output to a log file), the
-  server polled every 5 ms until /health answers, then its group killed;
-* evaluate_app: the harness without pytest, in this process;
-* pytest: ``pytest <suite> --klaud-apps DIR --klaud-no-tracking -q``, and the same
-  on a single app to estimate pytest's fixed cost.
-
-Overhead per app = (wall - baseline) / apps; "marginal" also removes pytest's fixed
-cost: ((pytest_N - baseline_N) - (pytest_1 - baseline_1)) / (N - 1).
+* paired, app by app (order alternating): the baseline, i.e. the app's commands run
+  directly with ``subprocess`` in the harness's pattern (``shell=True``,
+  ``start_new_session``, output to a log file; the server polled every 5 ms until
+  /health answers, then its group killed), and ``evaluate_app`` on the same app in
+  this process. Overhead = evaluate_app - baseline, per app; pairing keeps the
+  machine's load drift out of the difference;
+* pytest: ``pytest <suite> --klaud-apps DIR --klaud-no-tracking -q`` on all apps and
+  on one app (its fixed cost: start-up, collection, reports), so
+  marginal = ((pytest_N - baseline_N) - (pytest_1 - baseline_1)) / (N - 1).
 """
 
 from __future__ import annotations
@@ -34,10 +32,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
 
 import psutil
-from _common import clean_env, interleaved, machine_table, markdown_table, median, run_quiet
+from _common import (
+    clean_env,
+    interleaved,
+    machine_table,
+    markdown_table,
+    median,
+    run_quiet,
+    timed,
+)
 
 from pytest_klaudbiusz.evaluation import EvalOptions, evaluate_app
 from pytest_klaudbiusz.model import AppResult
@@ -105,35 +113,40 @@ def _healthy(port: int) -> bool:
         conn.close()
 
 
-def baseline(apps: list[Path], logs: Path, server: bool) -> None:
-    """The apps' own commands, nothing else: what no harness can avoid paying."""
-    for app in apps:
-        port = _free_port()
-        env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "PORT": str(port)}
-        for stage in STAGES[:3]:
-            _spawn("true", app, env, logs / f"{stage}.log").wait()
-        if server:
-            popen = _spawn("python3 server.py", app, env, logs / "runtime.log")
-            while not _healthy(port):
-                if popen.poll() is not None:
-                    sys.exit(f"baseline server of {app.name} exited {popen.returncode}")
-                time.sleep(0.005)
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
-        _spawn("true", app, env, logs / "test.log").wait()
+def baseline(app: Path, logs: Path, server: bool) -> None:
+    """The app's own commands, nothing else: what no harness can avoid paying."""
+    port = _free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "PORT": str(port)}
+    for stage in STAGES[:3]:
+        _spawn("true", app, env, logs / f"{stage}.log").wait()
+    if server:
+        popen = _spawn("python3 server.py", app, env, logs / "runtime.log")
+        while not _healthy(port):
+            if popen.poll() is not None:
+                sys.exit(f"baseline server of {app.name} exited {popen.returncode}")
+            time.sleep(0.005)
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        reap_orphans()
+    _spawn("true", app, env, logs / "test.log").wait()
 
 
-def in_process(apps: list[Path], errors: list[str]) -> None:
-    """evaluate_app on each app; like the plugin, a harness exception is recorded, not raised."""
-    options = EvalOptions(os.environ)
-    for app in apps:
-        try:
-            result: AppResult = evaluate_app(app, options)
-            runtime = result.stage("runtime")
-            if runtime is not None and runtime.reason not in ("", "no start command"):
-                errors.append(f"{app.name}: runtime {runtime.reason}")
-        except Exception as exc:
-            errors.append(f"{app.name}: harness error: {type(exc).__name__}: {exc}")
+def reap_orphans() -> None:
+    """Reap killed grandchildren re-parented to us (evaluate_app made us a subreaper)."""
+    with suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def evaluate(app: Path, errors: list[str]) -> None:
+    """evaluate_app; like the plugin, a harness exception is recorded, not raised."""
+    try:
+        result: AppResult = evaluate_app(app, EvalOptions(os.environ))
+        runtime = result.stage("runtime")
+        if runtime is not None and runtime.reason not in ("", "no start command"):
+            errors.append(f"{app.name}: runtime {runtime.reason}")
+    except Exception as exc:
+        errors.append(f"{app.name}: harness error: {type(exc).__name__}: {exc}")
 
 
 def check_report(report_dir: Path, apps: int, server: bool) -> str | None:
@@ -163,7 +176,9 @@ def reap_leftovers(root: Path) -> int:
 
 def profile(apps: list[Path], top: int) -> str:
     profiler = cProfile.Profile()
-    profiler.runcall(in_process, apps, [])
+    errors: list[str] = []
+    for app in apps:
+        profiler.runcall(evaluate, app, errors)
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats("pytest_klaudbiusz|psutil", top)
@@ -172,11 +187,12 @@ def profile(apps: list[Path], top: int) -> str:
     return "\n".join(lines)
 
 
-def measure(tmp: Path, env: dict[str, str], n: int, server: bool, reps: int) -> list[str]:
+def measure(tmp: Path, env: dict[str, str], n: int, server: bool) -> list[str]:
     label = "server" if server else "no server"
     apps = make_apps(tmp / f"apps-{label}", n, server)
     single = make_apps(tmp / f"single-{label}", 1, server)
     report_n, report_1 = tmp / f"report-{label}-n", tmp / f"report-{label}-1"
+    logs = tmp / "logs"
     errors: list[str] = []
 
     def pytest_run(folder: Path, report: Path) -> None:
@@ -186,29 +202,36 @@ def measure(tmp: Path, env: dict[str, str], n: int, server: bool, reps: int) -> 
         ]  # fmt: skip
         run_quiet(command, tmp / "suite", env)
 
-    variants = {
-        "baseline": lambda: baseline(apps, tmp / "logs", server),
-        "evaluate_app": lambda: in_process(apps, errors),
-        "pytest": lambda: pytest_run(apps[0].parent, report_n),
-    }
+    evaluate(single[0], errors)  # warm-up
+    base: list[float] = []
+    harness: list[float] = []
+    for i, app in enumerate(apps):
+        run_base, run_harness = partial(baseline, app, logs, server), partial(evaluate, app, errors)
+        if i % 2:
+            base.append(timed(run_base))
+            harness.append(timed(run_harness))
+        else:
+            harness.append(timed(run_harness))
+            base.append(timed(run_base))
     small = {
-        "baseline 1": lambda: baseline(single, tmp / "logs", server),
+        "baseline 1": lambda: baseline(single[0], logs, server),
         "pytest 1": lambda: pytest_run(single[0].parent, report_1),
     }
-    t1 = {k: median(v) for k, v in interleaved(small, max(5, reps), warmup=1).items()}
-    t = {k: median(v) for k, v in interleaved(variants, reps, warmup=0).items()}
+    t1 = {k: median(v) for k, v in interleaved(small, 5, warmup=1).items()}
+    wall = timed(lambda: pytest_run(apps[0].parent, report_n))
     problems = [p for p in (check_report(report_n, n, server), *errors[:1]) if p]
     if problems:
         sys.exit(f"{label}: the evaluation went wrong, nothing was measured:\n{problems[0]}")
-    marginal = (t["pytest"] - t["baseline"]) - (t1["pytest 1"] - t1["baseline 1"])
+    overhead = [h - b for h, b in zip(harness, base, strict=True)]
+    marginal = (wall - sum(base)) - (t1["pytest 1"] - t1["baseline 1"])
     return [
         label,
-        f"{t['baseline']:.2f}",
-        f"{t['evaluate_app']:.2f}",
-        f"{t['pytest']:.2f}",
+        f"{1000 * median(base):.0f}",
+        f"{1000 * median(harness):.0f}",
+        f"**{1000 * median(overhead):.1f}**",
+        f"{1000 * sum(overhead) / n:.1f}",
+        f"{wall:.2f}",
         f"{t1['pytest 1'] - t1['baseline 1']:.2f}",
-        f"**{1000 * (t['evaluate_app'] - t['baseline']) / n:.1f}**",
-        f"{1000 * (t['pytest'] - t['baseline']) / n:.1f}",
         f"**{1000 * marginal / (n - 1):.1f}**",
     ]
 
@@ -216,7 +239,6 @@ def measure(tmp: Path, env: dict[str, str], n: int, server: bool, reps: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=200, help="apps per evaluation")
-    parser.add_argument("--repetitions", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="also cProfile evaluate_app over N server apps")  # fmt: skip
     args = parser.parse_args()
@@ -232,7 +254,7 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         tempfile.tempdir = str(tmp / "work")
         try:
-            rows = [measure(tmp, env, args.apps, s, args.repetitions) for s in (True, False)]
+            rows = [measure(tmp, env, args.apps, s) for s in (True, False)]
             profiled = ""
             if args.profile:
                 profiled = profile(make_apps(tmp / "apps-profile", args.profile, True), 15)
@@ -243,12 +265,13 @@ def main() -> None:
     print(f"## Harness overhead per app ({args.apps} apps, serial)\n")
     print(
         "Stages `true`; start `python3 server.py` (http.server answering /health) or none. "
-        f"Medians of {args.repetitions} interleaved round(s). Overhead: time per app beyond "
-        "the same commands run directly (baseline).\n"
+        "Baseline: the same commands run directly; evaluate_app and baseline measured in "
+        "pairs, app by app. pytest: one run on all apps; its fixed cost from 5 runs on one app.\n"
     )
     header = (
-        "apps", "baseline (s)", "evaluate_app (s)", "pytest (s)", "pytest fixed cost (s)",
-        "evaluate_app overhead (ms/app)", "pytest overhead (ms/app)", "pytest marginal (ms/app)",
+        "apps", "baseline (ms/app, median)", "evaluate_app (ms/app, median)",
+        "evaluate_app overhead (ms/app, median of pairs)", "(mean)", "pytest, all apps (s)",
+        "pytest fixed cost (s)", "pytest marginal overhead (ms/app)",
     )  # fmt: skip
     print(markdown_table(header, rows))
     print(f"\nProcesses left running in the benchmark's folders afterwards: {leftovers}.\n")

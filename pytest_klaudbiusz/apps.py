@@ -105,8 +105,12 @@ def apply_manifest(plan: AppPlan, data: dict[str, Any]) -> None:
         plan.health = (health,)
     if "ready_timeout" in runtime:
         timeout = runtime["ready_timeout"]
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ManifestError(f"{MANIFEST}: runtime.ready_timeout must be a positive number")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= 3600
+        ):
+            raise ManifestError(f"{MANIFEST}: runtime.ready_timeout must be seconds in (0, 3600]")
         plan.ready_timeout = float(timeout)
     if "port_env" in runtime:
         names = runtime["port_env"]
@@ -284,7 +288,11 @@ def _analytics_endpoints(app_dir: Path) -> list[DataEndpoint]:
 
 
 def _trpc_endpoints(server_dir: Path) -> list[DataEndpoint]:
-    """Query procedures (not mutations) declared in the server's sources."""
+    """Query procedures declared in the server's sources.
+
+    Mutations are not data reads, and a query that takes ``.input(...)`` cannot be
+    called without knowing its input: neither is probed (a manifest can list them).
+    """
     names: list[str] = []
     src = server_dir / "src"
     files = sorted(p for p in src.rglob("*") if p.suffix in _SOURCE_SUFFIXES and p.is_file())
@@ -299,6 +307,7 @@ def _trpc_endpoints(server_dir: Path) -> list[DataEndpoint]:
             query, mutation = body.find(".query("), body.find(".mutation(")
             name = match.group(1)
             is_query = query >= 0 and (mutation < 0 or query < mutation)
+            is_query = is_query and not 0 <= body.find(".input(") < query
             if is_query and not name.lower().startswith("health") and name not in names:
                 names.append(name)
     return [DataEndpoint("GET", f"/api/trpc/{name}") for name in names]

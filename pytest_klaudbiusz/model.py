@@ -91,9 +91,9 @@ class AppResult:
         return [c for c in CHECKS if self.metrics.get(c) is False]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict; raises ``TypeError`` early (on the worker) if it is not."""
-        data = asdict(self)
-        json.dumps(data, allow_nan=False)
+        """Plain JSON types only (xdist's channel refuses even ``str`` subclasses such as
+        the enums); raises ``TypeError``/``ValueError`` early, on the worker, if it is not."""
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), allow_nan=False))
         return data
 
     @classmethod

@@ -7,7 +7,6 @@ and logs one MLflow run. mlflow is imported only when a run is tracked.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -26,7 +25,14 @@ from .model import AppStatus
 from .render import load_report, render_terminal_summary, write_reports
 from .report import build_report
 from .session import EvaluationSession, git_revision
-from .settings import Settings, SettingsError, check_apps_dir, parse_mode, parse_timeouts
+from .settings import (
+    Settings,
+    SettingsError,
+    check_apps_dir,
+    check_report_dir,
+    parse_mode,
+    parse_timeouts,
+)
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
@@ -135,9 +141,7 @@ def _settings(config: pytest.Config) -> Settings:
         return [*config.getini(ini), *config.getoption(option)]
 
     return Settings(
-        mode=parse_mode(
-            config.getoption("klaud_mode") or config.getini("klaud_mode") or None, os.environ
-        ),
+        mode=parse_mode(config.getoption("klaud_mode"), os.environ, config.getini("klaud_mode")),
         apps_dir=path("klaud_apps"),
         report_dir=path("klaud_report_dir") or Path(config.invocation_params.dir, "app-eval"),
         tracking=not config.getoption("klaud_no_tracking")
@@ -195,6 +199,8 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = _settings(config)
         if settings.apps_dir is not None:
             check_apps_dir(settings.apps_dir)
+        if not hasattr(config, "workerinput"):  # only the controller writes reports
+            check_report_dir(settings.report_dir)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
@@ -206,8 +212,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """The apps are data, not tests: never collect the test files inside them."""
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings and settings.apps_dir and collection_path.is_relative_to(settings.apps_dir):
-        return True
+    if settings and settings.apps_dir:
+        apps_dir = settings.apps_dir  # resolved: compare the resolved path too (symlinks)
+        if collection_path.is_relative_to(apps_dir) or collection_path.resolve().is_relative_to(
+            apps_dir
+        ):
+            return True
     return None
 
 
@@ -278,10 +288,7 @@ def pytest_runtest_makereport(
     report = yield
     app = item.stash.get(APP_KEY, None)
     if app is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
-        # Plain JSON types only: execnet cannot carry the model's StrEnum values to
-        # the controller (xdist would stop with INTERNALERROR and exit 0).
-        payload = json.loads(json.dumps(app.result.to_dict(), allow_nan=False))
-        report.klaud_result = payload  # type: ignore[attr-defined]
+        report.klaud_result = app.result.to_dict()  # type: ignore[attr-defined]
     return report
 
 
@@ -298,6 +305,7 @@ class EvaluationController:
         self.experiment: str | None = None
         self.tracking_error: str | None = None
         self.usage_error = False
+        self.write_error: str | None = None
 
     def _start_tracking(self) -> None:
         """Resolve and check the tracking target before any app runs."""
@@ -379,7 +387,14 @@ class EvaluationController:
                 model_version = str(models.pop())
         report = build_report(results, self._run_info(model_version))
         self.report = report
-        self.report_paths = write_reports(report, self.settings.report_dir)
+        try:
+            self.report_paths = write_reports(report, self.settings.report_dir)
+        except OSError as exc:  # checked at start; the disk can still fill up
+            self.write_error = (
+                f"cannot write the reports to {self.settings.report_dir}: {exc.strerror or exc}"
+            )
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+            return
         if self.tracking_uri is None or self.experiment is None:
             return
         from . import tracking
@@ -406,6 +421,9 @@ class EvaluationController:
         tr.write_sep("=", f"klaudbiusz evaluation ({self.settings.mode})")
         for line in render_terminal_summary(self.report, str(self.settings.report_dir)):
             tr.write_line(line)
+        if self.write_error:
+            tr.write_line(f"ERROR: {self.write_error}", red=True)
+            return
         run_id = self.report["run"]["mlflow_run_id"]
         if self.tracking_error:
             report_json = self.report_paths["json"]

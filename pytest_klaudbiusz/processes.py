@@ -165,12 +165,18 @@ def _identity(proc: psutil.Process) -> tuple[int, float]:
         return proc.pid, 0.0
 
 
+#: Programs the machine must provide for apps; an app's own tools (tsc, vite in
+#: node_modules/.bin, a script of its own) missing is the app's fault, not ours.
+MACHINE_TOOLS = frozenset(
+    {"node", "npm", "npx", "bun", "bunx", "pnpm", "yarn", "python", "python3", "pip", "pip3", "uv"}
+)
+
+
 def missing_program(command: str, env: dict[str, str]) -> str | None:
-    """The first bare program name of a shell command that is not on the app's PATH."""
+    """The first machine tool a shell command calls that is not on the app's PATH."""
     for segment in command.replace("||", "&&").replace(";", "&&").replace("|", "&&").split("&&"):
         words = segment.strip().lstrip("(").split()
-        if not words or words[0] in ("cd", "exec", "env") or "/" in words[0] or "=" in words[0]:
-            continue
-        if shutil.which(words[0], path=env.get("PATH", "")) is None:
-            return words[0]
+        tool = words[0] if words else ""
+        if tool in MACHINE_TOOLS and shutil.which(tool, path=env.get("PATH", "")) is None:
+            return tool
     return None

@@ -87,14 +87,8 @@ def make_working_copy(app_dir: Path, dest: Path) -> list[str]:
 def _drop_escaping_links(root: Path) -> list[str]:
     """Remove the links in ``root`` that do not lead to something inside it."""
     real_root = root.resolve()
-    links = [
-        Path(folder, name)
-        for folder, dirs, files in os.walk(root)  # links to folders are listed, not entered
-        for name in (*dirs, *files)
-        if Path(folder, name).is_symlink()
-    ]
     escaping = []
-    for link in links:
+    for link in _links(root):
         try:
             target = link.resolve()
             inside = target.is_relative_to(real_root) and target.exists()
@@ -105,3 +99,16 @@ def _drop_escaping_links(root: Path) -> list[str]:
     for link in escaping:
         link.unlink()
     return sorted(str(link.relative_to(root)) for link in escaping)
+
+
+def _links(root: Path) -> list[Path]:
+    """Every symlink under ``root``; linked folders are not entered (no stat per file)."""
+    links, folders = [], [root]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    links.append(Path(entry.path))
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
+    return links

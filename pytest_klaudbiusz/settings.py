@@ -6,6 +6,7 @@ fix; the plugin turns it into a pytest usage error.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from .apps import discover_apps
 from .evaluation import DEFAULT_TIMEOUTS
 
 _MODE = re.compile(r"[A-Za-z0-9_.-]+")
+#: Longer timeouts (or inf) overflow socket and process waits; a day is plenty.
+MAX_TIMEOUT = 86400.0
 
 
 class SettingsError(ValueError):
@@ -34,9 +37,9 @@ class Settings:
     env_passthrough: tuple[str, ...] = ()
 
 
-def parse_mode(option: str | None, environ: Mapping[str, str]) -> str:
-    """``--klaud-mode``, else ``EVAL_MODE``, else ``manual``."""
-    mode = option or environ.get("EVAL_MODE") or "manual"
+def parse_mode(option: str | None, environ: Mapping[str, str], ini: str | None = None) -> str:
+    """``--klaud-mode``, else ``EVAL_MODE``, else the ini's ``klaud_mode``, else ``manual``."""
+    mode = option or environ.get("EVAL_MODE") or ini or "manual"
     if not _MODE.fullmatch(mode):
         raise SettingsError(
             f"invalid mode {mode!r}: use letters, digits, '_', '-' and '.' (e.g. --klaud-mode=mcp)"
@@ -59,8 +62,10 @@ def parse_timeouts(items: Sequence[str]) -> dict[str, float]:
             seconds = float(value)
         except ValueError:
             seconds = -1.0
-        if not seconds > 0:
-            raise SettingsError(f"invalid timeout {item!r}: SECONDS must be a positive number")
+        if not 0 < seconds <= MAX_TIMEOUT:  # also rejects nan and inf
+            raise SettingsError(
+                f"invalid timeout {item!r}: SECONDS must be a positive number up to {MAX_TIMEOUT:g}"
+            )
         timeouts[stage] = seconds
     return timeouts
 
@@ -76,3 +81,22 @@ def check_apps_dir(apps_dir: Path) -> None:
         raise SettingsError(
             f"apps folder {apps_dir} holds no apps: each app must be a direct subfolder"
         )
+
+
+def check_report_dir(report_dir: Path) -> None:
+    """The report folder is a writable folder, or can be created (checked before any app runs)."""
+    existing = report_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != report_dir and existing.is_dir():
+        what = "cannot be created" if not os.access(existing, os.W_OK | os.X_OK) else None
+    elif not existing.is_dir():
+        what = (
+            "is not a folder"
+            if existing == report_dir
+            else f"cannot be created ({existing} is a file)"
+        )
+    else:
+        what = "is not writable" if not os.access(existing, os.W_OK | os.X_OK) else None
+    if what:
+        raise SettingsError(f"report folder {report_dir} {what}: pass --klaud-report-dir DIR")

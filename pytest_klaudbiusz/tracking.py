@@ -8,8 +8,10 @@ pytest run that does not track never pays for it.
 from __future__ import annotations
 
 import fcntl
+import logging
 import re
 import socket
+import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
@@ -25,10 +27,11 @@ if TYPE_CHECKING:
 DEFAULT_EXPERIMENT = "/Shared/klaudbiusz-evaluations"
 
 #: Set with ``setdefault`` before MLflow is imported, so the user's values win. Measured
-#: here: a closed port fails a request after ~3 s and a server that accepts but never
+#: here: a request to a closed port fails after ~2.5 s, to a server that accepts but never
 #: answers after ~33 s (3 tries of 10 s), instead of ~250 s and ~20 min with MLflow's
-#: defaults. Telemetry would fetch a config from the internet on first use, and the
-#: plugin prints its own "View run" line.
+#: defaults; ``log_report`` then spends as long again trying to mark the run FAILED.
+#: Telemetry would fetch a config from the internet on first use, and the plugin prints
+#: its own "View run" line.
 MLFLOW_ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -50,6 +53,7 @@ _ADVICE = (
 )
 _BAD_KEY_CHARS = re.compile(r"[^\w\-./: ]")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([\w ]+)")
+_CREDENTIALS = re.compile(r"//[^/@\s]+@")  # user:password@ in URLs quoted by errors
 
 
 class TrackingError(Exception):
@@ -180,21 +184,21 @@ class MlflowTracker:
         from mlflow.entities import Metric, Param, RunTag
 
         run = report["run"]
-        end_time = _ms(run["finished_at"])
-        metrics = [
-            Metric(_key(k), float(v), end_time, 0)
-            for k, v in report["summary"].items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        ]
-        params = {
-            "mode": run["mode"],
-            "total_apps": len(report["apps"]),
-            "timestamp": run["started_at"],
-            "model_version": run.get("model_version") or "unknown",
-        }
-        tags = {"plugin_version": run.get("plugin_version")}
         step = "logging metrics and params"
         try:
+            end_time = _ms(run["finished_at"])
+            metrics = [
+                Metric(_key(k), float(v), end_time, 0)
+                for k, v in report["summary"].items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            ]
+            params = {
+                "mode": run["mode"],
+                "total_apps": len(report["apps"]),
+                "timestamp": run["started_at"],
+                "model_version": run.get("model_version") or "unknown",
+            }
+            tags = {"plugin_version": run.get("plugin_version")}
             self.client.log_batch(
                 run_id,
                 metrics=metrics,
@@ -289,16 +293,34 @@ def log_report(
     ``on_run_id`` runs between opening and completing the run, so the caller can put the
     run id into the report files before they are uploaded.
     """
-    tracker = MlflowTracker(uri, experiment)
-    run_id = tracker.open_run(report)
-    if on_run_id is not None:
-        try:
-            on_run_id(run_id)
-        except BaseException:
-            tracker.fail_run(run_id)
-            raise
-    tracker.complete_run(run_id, report, files)
+    with _quiet_mlflow():
+        tracker = MlflowTracker(uri, experiment)
+        run_id = tracker.open_run(report)
+        if on_run_id is not None:
+            try:
+                on_run_id(run_id)
+            except BaseException:
+                tracker.fail_run(run_id)
+                raise
+        tracker.complete_run(run_id, report, files)
     return run_id
+
+
+@contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's own chatter (store set-up logs, pandas warnings from log_table) is not the
+    user's business: the plugin reports what happened in one line."""
+    import mlflow  # noqa: F401  (it configures its loggers on import: do that first)
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _sqlite_file(uri: str) -> Path | None:
@@ -346,7 +368,7 @@ def _reason(exc: BaseException) -> str:
     """A short cause: "connection refused", "timed out", or the first 200 characters."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
-    text = " ".join(str(exc).split())
+    text = _CREDENTIALS.sub("//", " ".join(str(exc).split()))
     if match := _ERRNO.search(text):
         return match.group(1).strip().lower()
     if "timed out" in text.lower():

@@ -96,7 +96,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 @pytest.fixture(scope="session")
 def _initialised_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty MLflow SQLite store; initialising one costs about 2 s of CPU."""
+    """An empty MLflow SQLite store; initialising one takes seconds (alembic migrations)."""
     from mlflow.tracking import MlflowClient
 
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"

@@ -165,6 +165,8 @@ def test_manifest_data_replaces_detected_endpoints_only_when_given(tmp_path: Pat
         ("[runtime]\nready_timeout = '30'", "runtime.ready_timeout"),
         ("[runtime]\nready_timeout = true", "runtime.ready_timeout"),
         ("[runtime]\nready_timeout = 0", "runtime.ready_timeout"),
+        ("[runtime]\nready_timeout = inf", "runtime.ready_timeout"),
+        ("[runtime]\nready_timeout = nan", "runtime.ready_timeout"),
         ("[runtime]\nport_env = 'SERVER_PORT'", "runtime.port_env"),
         ("[runtime]\nport_env = ['SERVER PORT']", "runtime.port_env"),
         ("[env]\nDEBUG = 1", "env.DEBUG"),
@@ -280,8 +282,7 @@ def test_trpc_without_client_folder_is_not_trpc(tmp_path: Path) -> None:
 
 def test_trpc_endpoints_are_query_procedures_only(tmp_path: Path) -> None:
     plan = detect_template(trpc_app(tmp_path))
-    assert plan.data == [
-        DataEndpoint("GET", "/api/trpc/getSales"),
+    assert plan.data == [  # getSales takes .input(...): it cannot be called blind
         DataEndpoint("GET", "/api/trpc/getCustomers"),  # after a mutation: still found
         DataEndpoint("GET", "/api/trpc/getSales2"),  # t.procedure
         DataEndpoint("GET", "/api/trpc/listOrders"),
@@ -325,7 +326,7 @@ def test_trpc_with_databricks_bundle_files_is_not_dbx_sdk(tmp_path: Path) -> Non
     })  # fmt: skip
     plan = detect_template(app)
     assert plan.template_type == "trpc"
-    assert DataEndpoint("GET", "/api/trpc/getSales") in plan.data
+    assert DataEndpoint("GET", "/api/trpc/getCustomers") in plan.data
 
 
 # --- template detection: dbx-sdk ------------------------------------------------------

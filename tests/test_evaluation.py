@@ -277,7 +277,7 @@ def test_hanging_build_and_test_cost_their_timeouts_and_leave_nothing(tmp_path: 
     [
         ("malformed-toml", "not valid TOML"),
         ("malformed-unknown-key", "unknown key in [commands]: 'strat'"),
-        ("malformed-wrong-type", "runtime.ready_timeout must be a positive number"),
+        ("malformed-wrong-type", "runtime.ready_timeout must be seconds in (0, 3600]"),
     ],
 )
 def test_a_malformed_manifest_is_an_app_failure_that_names_the_problem(

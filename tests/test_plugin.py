@@ -95,6 +95,14 @@ def make_app(
     return app
 
 
+def path_without_npm(root: Path) -> str:
+    """A PATH with python3 only: an app that calls npm meets a machine without it."""
+    folder = root / "bin-python-only"
+    folder.mkdir()
+    (folder / "python3").symlink_to(Path(sys.executable).resolve())  # not a shell shim
+    return str(folder)
+
+
 def make_suite(pytester: pytest.Pytester, test_file: str = TEST_FILE) -> None:
     pytester.makeini(INI)
     pytester.makepyfile(test_evals=test_file)
@@ -175,9 +183,11 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
         "failing-tests",
         test="echo 'AssertionError: expected 3 got 2 MARKER-42'; exit 1",
     )
-    make_app(pytester.path, "needs-tool", install="klaud-no-such-tool-xyz install", start="")
+    make_app(pytester.path, "needs-tool", install="npm install --no-audit", start="")
     make_suite(pytester)
-    result = run(pytester, NO_TRACKING, "-p", "no:cacheprovider")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", path_without_npm(pytester.path))
+        result = run(pytester, NO_TRACKING, "-p", "no:cacheprovider")
 
     result.assert_outcomes(passed=2, failed=2, errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -214,7 +224,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
     assert "data_returned: no rows" in apps["empty-data"]["issues"]
     assert "test: exited non-zero" in apps["failing-tests"]["issues"]
     assert "MARKER-42" in apps["failing-tests"]["stages"][-1]["log_tail"]
-    assert "klaud-no-such-tool-xyz" in apps["needs-tool"]["error"]
+    assert apps["needs-tool"]["error"] == "npm is not installed or not on PATH (needed by install)"
     assert apps["needs-tool"]["metrics"] == {}
 
     summary = report["summary"]
@@ -254,7 +264,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
         ["empty-data: failed data_returned", "  data_returned: failed (no rows)"]
     )
     result.stdout.fnmatch_lines(
-        ["*infrastructure error (not the app's fault)*klaud-no-such-tool-xyz*"]
+        ["*infrastructure error (not the app's fault): npm is not installed or not on PATH*"]
     )
     assert "Traceback" not in result.stdout.str()
     # the terminal summary table
@@ -376,9 +386,17 @@ def test_timeouts_from_option_and_ini_apply_to_their_stages(pytester: pytest.Pyt
         (("--klaud-timeout", "build=abc"), {}, "ERROR: invalid timeout 'build=abc': *"),
         (("--klaud-timeout", "build=-1"), {}, "ERROR: invalid timeout 'build=-1': *"),
         (("--klaud-timeout", "build=nan"), {}, "ERROR: invalid timeout 'build=nan': *"),
+        (("--klaud-timeout", "request=inf"), {}, "ERROR: invalid timeout 'request=inf': *"),
+        (("--klaud-timeout", "test=1e300"), {}, "ERROR: invalid timeout 'test=1e300': *"),
         (("--klaud-timeout", "compile=5"), {}, "ERROR: invalid timeout 'compile=5': use STAGE*"),
         (("--klaud-timeout", "60"), {}, "ERROR: invalid timeout '60': use STAGE=SECONDS*"),
         (("-n", "2", "--klaud-apps", "missing"), {}, "ERROR: apps folder */missing does not*"),
+        (("--klaud-report-dir", "afile.txt"), {}, "ERROR: report folder */afile.txt is not a *"),
+        (
+            ("--klaud-report-dir", "afile.txt/reports"),
+            {},
+            "ERROR: report folder */afile.txt/reports cannot be created (*afile.txt is a file)*",
+        ),
     ],
 )
 def test_bad_input_is_a_one_line_usage_error(
@@ -401,6 +419,21 @@ def test_bad_input_is_a_one_line_usage_error(
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert not (pytester.path / "app-eval").exists()
+
+
+def test_reports_that_cannot_be_written_are_a_one_line_error(pytester: pytest.Pytester) -> None:
+    """The folder was fine at start and is gone when the reports are written."""
+    _quick_app(pytester, test='rm -rf "$REPORTS"; touch "$REPORTS"')
+    pytester.makeini(INI + "klaud_env_passthrough = REPORTS\n")
+    pytester.makepyfile(test_evals=TEST_FILE)
+    reports = pytester.path / "reports"
+    reports.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REPORTS", str(reports))
+        result = run(pytester, NO_TRACKING, "--klaud-report-dir", str(reports))
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines([f"ERROR: cannot write the reports to {reports}: *"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_missing_apps_folder_from_the_ini_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -539,10 +572,16 @@ def test_test_files_inside_the_apps_folder_are_never_collected(pytester: pytest.
         },
     )
     make_suite(pytester)
-    for args in ((), (".",), ("test_evals.py", "apps")):
+    for args in ((), ("test_evals.py", "apps")):
         result = run(pytester, NO_TRACKING, "-p", "no:cacheprovider", *args)
         result.assert_outcomes(passed=1)
         assert "the app conftest was imported" not in result.stdout.str() + result.stderr.str()
+
+    # the apps folder reached through a symlink (generated output kept elsewhere)
+    (pytester.path / "apps").rename(pytester.path / "generated")
+    (pytester.path / "apps").symlink_to("generated", target_is_directory=True)
+    result = run(pytester, NO_TRACKING, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_non_ascii_and_space_names_reach_ids_and_every_report(pytester: pytest.Pytester) -> None:

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from test_plugin import (
     NO_TRACKING,
-    TEST_FILE,
     apps_by_name,
     checks,
     make_app,
     make_suite,
     outcomes,
+    path_without_npm,
     read_report,
     run,
 )
@@ -47,9 +47,7 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
         ]
         return {**entry, "metrics": metrics, "details": details, "stages": stages}
 
-    summary = {
-        k: (v is None if k in VOLATILE_SUMMARY else v) for k, v in report["summary"].items()
-    }
+    summary = {k: (v is None if k in VOLATILE_SUMMARY else v) for k, v in report["summary"].items()}
     return {
         "schema_version": report["schema_version"],
         "summary": summary,
@@ -72,7 +70,7 @@ def test_xdist_report_equals_the_serial_one_app_by_app(pytester: pytest.Pytester
     make_app(pytester.path, "empty-data", rows=())
     make_app(pytester.path, "failing-tests", test="echo MARKER-7; exit 1")
     make_app(pytester.path, "no-start", start="", data=False)
-    make_app(pytester.path, "needs-tool", install="klaud-no-such-tool-xyz install", start="")
+    make_app(pytester.path, "needs-tool", install="npm install --no-audit", start="")
     make_app(pytester.path, "café app")
     make_app(pytester.path, "bad-toml", manifest="[commands\n")
     make_app(
@@ -89,10 +87,12 @@ def test_xdist_report_equals_the_serial_one_app_by_app(pytester: pytest.Pytester
         "    klaud_app.record('name_length', len(klaud_app.name))\n"
         "    klaud_app.check()\n",
     )
-    serial = run(pytester, NO_TRACKING, "-p", "no:cacheprovider", "--klaud-report-dir=serial")
-    parallel = run(
-        pytester, NO_TRACKING, "-p", "no:cacheprovider", "--klaud-report-dir=xdist", "-n", "2"
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", path_without_npm(pytester.path))
+        serial = run(pytester, NO_TRACKING, "-p", "no:cacheprovider", "--klaud-report-dir=serial")
+        parallel = run(
+            pytester, NO_TRACKING, "-p", "no:cacheprovider", "--klaud-report-dir=xdist", "-n", "2"
+        )
     for result in (serial, parallel):
         result.assert_outcomes(passed=3, failed=4, errors=1)
         assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +25,7 @@ from pytest_klaudbiusz.report import build_report
 from pytest_klaudbiusz.tracking import (
     DEFAULT_EXPERIMENT,
     MLFLOW_ENV_DEFAULTS,
+    MlflowTracker,
     TrackingError,
     check_tracking_uri,
     configure_mlflow_environment,
@@ -305,6 +307,25 @@ def test_experiment_is_created_once_and_reused(store: tuple[str, str]) -> None:
     assert {r.data.tags["mode"] for r in runs} == {"mcp", "vanilla_sdk"}
 
 
+def test_concurrent_first_runs_share_one_new_experiment(mlflow_server: MlflowServer) -> None:
+    """Openers that all find the experiment missing: one creates it, the rest reuse it."""
+    experiment = f"/Shared/race-{uuid.uuid4().hex[:8]}"
+    trackers = [MlflowTracker(mlflow_server.uri, experiment) for _ in range(4)]
+    start = threading.Barrier(len(trackers))
+
+    def open_run(tracker: MlflowTracker) -> str:
+        start.wait()
+        return tracker.open_run(make_report(2))
+
+    with ThreadPoolExecutor(len(trackers)) as pool:
+        run_ids = set(pool.map(open_run, trackers))
+
+    client = client_for(mlflow_server.uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    assert {r.info.run_id for r in client.search_runs([experiment_id])} == run_ids
+    assert len(run_ids) == 4
+
+
 def test_sqlite_artifacts_stay_beside_the_database(
     tmp_path: Path, sqlite_tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,11 +405,12 @@ def test_two_processes_initialise_a_fresh_sqlite_store_at_once(tmp_path: Path) -
         for flag in ready
     ]
     deadline = time.monotonic() + 60
-    while not all(flag.exists() for flag in ready):
-        assert time.monotonic() < deadline
-        assert all(p.poll() is None for p in processes), [p.communicate() for p in processes]
-        time.sleep(0.01)
-    go.touch()
+    try:
+        while not all(f.exists() for f in ready) and all(p.poll() is None for p in processes):
+            assert time.monotonic() < deadline, "the two processes did not get ready"
+            time.sleep(0.01)
+    finally:
+        go.touch()  # never leave a process waiting
     outputs = [p.communicate(timeout=60) for p in processes]
 
     assert [p.returncode for p in processes] == [0, 0], outputs
@@ -490,9 +512,10 @@ def test_server_gone_before_complete_run(
         seen.append(run_id)
         proxy.stop()
 
+    files = write_files(report, tmp_path / "app-eval")
+    uri = proxy.uri.replace("//", "//me:s3cret@")  # never shown in messages
     with pytest.raises(TrackingError) as info:
-        log_report(report, write_files(report, tmp_path / "app-eval"), proxy.uri, "/Shared/gone",
-                   on_run_id=server_stops)  # fmt: skip
+        log_report(report, files, uri, "/Shared/gone", on_run_id=server_stops)
 
     assert str(info.value) == (
         f"MLflow logging metrics and params failed at {proxy.uri} (connection refused): check"
