@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/startup.py [--repetitions 20] [--tests 20]
 
 Runs ``python -m pytest -q -p no:cacheprovider`` on a generated suite of trivial
-tests, with and without ``-p no:klaudbiusz``, interleaved, and reports the median
-wall times and their ratio (DESIGN.md section 6: within a few percent). Then
+tests, with and without ``-p no:klaudbiusz``, interleaved, and reports median wall
+and CPU times and the median of the paired ratios (DESIGN.md section 6: within a
+few percent). Then
 reads ``python -X importtime`` to show what importing the plugin costs and to
 confirm that neither the plugin module nor the pytest run imports mlflow.
 """

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +68,8 @@ def plan_app(app_dir: Path) -> AppPlan:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
+    import tomllib  # not at module level: every pytest run imports this module
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -268,6 +269,7 @@ def _trpc_plan(
         "typecheck": _first(
             root.run("typecheck") if root else None,
             _joined(*(p.typecheck() for p in parts)),
+            root.typecheck() if root else None,  # a root tsconfig.json (project references)
         ),
         "start": script("start", root, server),
         "test": script("test", root, server),

@@ -6,6 +6,7 @@ app does. ``InfraError`` (and only it) means the harness or the machine failed.
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .apps import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
-from .model import STAGES, AppResult, AppStatus, Outcome, StageOutcome
+from .model import DEFAULT_TIMEOUTS, STAGES, AppResult, AppStatus, Outcome, StageOutcome
 from .probes import check_endpoint, wait_healthy
 from .processes import AppProcesses, free_port, missing_program, port_is_free
 from .sandbox import CopyError, app_environment, make_working_copy
@@ -28,13 +29,6 @@ from .scoring import (
     parse_coverage,
 )
 
-DEFAULT_TIMEOUTS = {
-    "install": 600.0,
-    "build": 300.0,
-    "typecheck": 300.0,
-    "test": 300.0,
-    "request": 10.0,
-}
 TAIL_LINES = 40
 TAIL_CHARS = 4000
 
@@ -270,6 +264,15 @@ _CHECK_STAGES = {
 }
 
 
+_SECONDS = re.compile(r" (?:after|within) \d+(?:\.\d+)?s$")
+
+
+def _stable(reason: str) -> str:
+    """An issue string without numbers (they stay in the stage's reason), so equal problems
+    count together: "timed out after 30s" and "... after 600s" are both "timed out"."""
+    return _SECONDS.sub("", reason)
+
+
 def _scored(
     result: AppResult, app_dir: Path, plan: AppPlan | None, extra: dict[str, Any]
 ) -> AppResult:
@@ -302,7 +305,9 @@ def _scored(
     metrics["has_tests"] = has_tests(app_dir)
     metrics["appeval_100"] = appeval_100(metrics)
     result.metrics = metrics
-    issues = [f"{s.name}: {s.reason}" for s in result.stages if s.outcome is Outcome.FAILED]
+    issues = [
+        f"{s.name}: {_stable(s.reason)}" for s in result.stages if s.outcome is Outcome.FAILED
+    ]
     issues += [CRITERION_ISSUES[c["criterion"]] for c in local + deploy if not c["passed"]]
     result.issues = issues + result.issues
     result.status = AppStatus.EVALUATED

@@ -17,6 +17,15 @@ SCHEMA_VERSION = 1
 #: Stages in the order they run; ``data`` is the connectivity check.
 STAGES = ("install", "build", "typecheck", "runtime", "data", "data_returned", "test")
 
+#: Seconds each stage may take (``request``: one HTTP request to the running app).
+DEFAULT_TIMEOUTS = {
+    "install": 600.0,
+    "build": 300.0,
+    "typecheck": 300.0,
+    "test": 300.0,
+    "request": 10.0,
+}
+
 #: Per-app boolean checks; ``False`` fails the app's pytest case, ``None`` means
 #: "not applicable" (no types to check, no data endpoints) and fails nothing.
 CHECKS = (

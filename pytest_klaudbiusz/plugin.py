@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +16,10 @@ from typing import Any
 
 import pytest
 
-from . import __version__
+from . import __version__, quality
 from .apps import discover_apps
-from .evaluation import EvalOptions, InfraError, evaluate_app, infra_result
 from .fixture import KlaudApp
 from .model import AppStatus
-from .render import load_report, render_terminal_summary, write_reports
-from .report import build_report
 from .session import EvaluationSession, git_revision
 from .settings import (
     Settings,
@@ -118,6 +114,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "log a saved evaluation_report.json to MLflow and exit",
         metavar="REPORT",
     )
+    add(
+        "--klaud-generation-results",
+        "klaud_generation_results",
+        "bulk generation results (JSON list of {app_name | app_dir, metrics}), joined to the"
+        " apps by folder name; an app's own generation_metrics.json wins",
+        metavar="FILE",
+    )
+    quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 def _ini_path(config: pytest.Config, value: str) -> Path:
@@ -165,26 +175,33 @@ def _load_dotenv(config: pytest.Config) -> None:
             load_dotenv(env_file, override=False)
 
 
+# The modules that evaluate apps and render reports are imported where they are used:
+# a pytest run that does not evaluate apps must not pay for them (benchmarks/startup.py).
+
+
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if quality.wants_compare(config):  # --klaud-compare runs no apps
+        _load_dotenv(config)
+        return quality.compare_main(config)
     upload = config.getoption("klaud_upload")
     if not upload:
         return None
     _load_dotenv(config)
     from . import tracking
+    from .api import track_evaluation
+    from .render import load_report
 
     try:
         settings = _settings(config)
-        report = load_report(Path(config.invocation_params.dir, upload))
+        report = Path(config.invocation_params.dir, upload)
+        load_report(report)  # a bad report is refused before MLflow is touched
     except ValueError as exc:  # SettingsError included
         raise pytest.UsageError(str(exc)) from None
     uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
     experiment = tracking.resolve_experiment(settings.experiment, os.environ)
-    try:
-        tracking.check_tracking_uri(uri, os.environ)
-        tracking.configure_mlflow_environment(os.environ)
-        with tempfile.TemporaryDirectory() as tmp:
-            files = write_reports(report, Path(tmp))
-            run_id = tracking.log_report(report, list(files.values()), uri, experiment)
+    mode = settings.mode if config.getoption("klaud_mode") else None  # explicit: relabel
+    try:  # the API's code path: the same run as the plugin's, attachments included
+        run_id = track_evaluation(report, mode, tracking_uri=uri, experiment_name=experiment)
     except tracking.TrackingError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(f"logged {upload} as MLflow run {run_id} ({experiment} at {uri})")
@@ -206,7 +223,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[EVALUATED_KEY] = {}
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(EvaluationController(config, settings), "klaud-controller")
+        controller = EvaluationController(config, settings)
+        controller.load_generation_results()
+        config.pluginmanager.register(controller, "klaud-controller")
+        config.pluginmanager.register(controller.quality, "klaud-quality")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -255,6 +275,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _evaluate(app_dir: Path, settings: Settings) -> KlaudApp:
+    from .evaluation import EvalOptions, InfraError, evaluate_app, infra_result
+
     options = EvalOptions(os.environ, settings.timeouts, settings.env_passthrough)
     try:
         result = evaluate_app(app_dir, options)
@@ -306,9 +328,32 @@ class EvaluationController:
         self.tracking_error: str | None = None
         self.usage_error = False
         self.write_error: str | None = None
+        self.generation_results: dict[str, dict[str, Any]] | None = None
+        self.generation_results_path: Path | None = None
+        self.hook_problems: list[str] = []
+        self.quality = quality.QualityControl(config, settings, self)  # gates, baseline, trend
+
+    def load_generation_results(self) -> None:
+        """``--klaud-generation-results``, read and checked before any app runs."""
+        from .generation import GenerationResultsError, load_generation_results
+
+        option = self.config.getoption("klaud_generation_results")
+        ini = self.config.getini("klaud_generation_results")
+        if option:
+            path = Path(self.config.invocation_params.dir, option).resolve()
+        elif ini:
+            path = _ini_path(self.config, ini)
+        else:
+            return
+        try:
+            self.generation_results = load_generation_results(path)
+        except GenerationResultsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.generation_results_path = path
 
     def _start_tracking(self) -> None:
         """Resolve and check the tracking target before any app runs."""
+        self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
         if not self.settings.tracking or self.tracking_uri is not None:
             return
         from . import tracking
@@ -375,17 +420,33 @@ class EvaluationController:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from .render import write_reports
+        from .report import build_report
+
         if self.usage_error:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        if not self.session.active:
-            return
+        if not self.session.active or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return  # a usage error stops the session before any app runs: no report, no run
+        from .dataset import dataset_info
+        from .generation import apply_generation_results, model_of
+        from .hooks import call_summary_hook
+
         results = self.session.results()
+        if self.generation_results is not None:
+            apply_generation_results(results, self.generation_results)
         model_version = self.settings.model_version
         if model_version == "unknown":
-            models = {(r.generation_metrics or {}).get("model") for r in results}
-            if len(models) == 1 and None not in models:
-                model_version = str(models.pop())
-        report = build_report(results, self._run_info(model_version))
+            model_version = model_of(results) or "unknown"
+        run_info = self._run_info(model_version)
+        run_info["generation_results"] = (
+            str(self.generation_results_path) if self.generation_results_path else None
+        )
+        run_info["dataset"] = dataset_info(
+            [Path(r.app_dir) for r in results], self.settings.apps_dir, self.config.rootpath
+        )
+        report = build_report(results, run_info)
+        self.hook_problems = call_summary_hook(self.config, report)
+        self.quality.before_reports(report, self.tracking_uri, self.experiment)  # gate, trend
         self.report = report
         try:
             self.report_paths = write_reports(report, self.settings.report_dir)
@@ -406,7 +467,7 @@ class EvaluationController:
         try:
             tracking.log_report(
                 report,
-                list(self.report_paths.values()),
+                [*self.report_paths.values(), *self.quality.artifacts],
                 self.tracking_uri,
                 self.experiment,
                 on_run_id=remember_run,
@@ -415,12 +476,16 @@ class EvaluationController:
             self.tracking_error = str(exc)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from .render import render_terminal_summary
+
         if self.report is None:
             return
         tr = terminalreporter
         tr.write_sep("=", f"klaudbiusz evaluation ({self.settings.mode})")
         for line in render_terminal_summary(self.report, str(self.settings.report_dir)):
             tr.write_line(line)
+        for problem in self.hook_problems:
+            tr.write_line(f"WARNING: {problem}", yellow=True)
         if self.write_error:
             tr.write_line(f"ERROR: {self.write_error}", red=True)
             return

@@ -50,7 +50,11 @@ class Health:
 def wait_healthy(
     port: int, paths: tuple[str, ...], timeout: float, alive: Callable[[], bool]
 ) -> Health:
-    """Poll ``paths`` (first 2xx wins) until healthy, the process dies, or time runs out."""
+    """Poll ``paths`` until one answers 2xx, the process dies, or time runs out.
+
+    The paths are tried in order only once the server answers HTTP at all, so the
+    path that wins does not depend on when the server came up.
+    """
     start = time.monotonic()
     deadline = start + timeout
     last = "no answer"
@@ -63,9 +67,11 @@ def wait_healthy(
             if resp.ok:
                 return Health(True, path, time.monotonic() - start)
             last = f"GET {path}: {resp.status or resp.error}"
+            if resp.status is None:
+                break  # not listening yet: the other paths would not answer either
         if not alive():
             return Health(False, seconds=time.monotonic() - start, last="process exited")
-        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))  # refusals cost < 1 ms
 
 
 def unwrap_trpc(value: Any) -> Any:

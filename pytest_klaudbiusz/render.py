@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .generation import cost_quality_markdown
 from .model import CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus, Outcome
 from .report import GENERATION_KEYS, apps_of
 
@@ -200,7 +201,7 @@ def _generation(report: dict[str, Any]) -> list[str]:
         "## Generation cost",
         "",
         f"{with_data} of {summary['total_apps']} apps have generation data; "
-        "averages are over those apps.",
+        "each average is over the apps that report that value.",
         "",
         *_table(("Metric", "Value"), rows),
     ]
@@ -216,16 +217,34 @@ def _run(report: dict[str, Any]) -> list[str]:
             "git_commit",
             "git_branch",
             "plugin_version",
+            "pytest_version",
+            "python_version",
+            "mlflow_version",
             "started_at",
             "finished_at",
             "apps_dir",
+            "command",
         )
     ]
+    if dataset := run.get("dataset"):
+        rows.append(
+            ("dataset", f"{dataset.get('name')} digest {dataset.get('digest')} "
+             f"({dataset.get('apps')} apps, {dataset.get('files')} files)")
+        )  # fmt: skip
     if run.get("mlflow_run_id"):
         keys = ("mlflow_run_id", "tracking_uri", "experiment")
         rows += [(key, run.get(key) or "n/a") for key in keys]
     rows.append(("schema_version", report["schema_version"]))
     return ["## Run", "", *_table(("Field", "Value"), rows)]
+
+
+def _quality_gate_and_trend(report: dict[str, Any]) -> list[str]:
+    """The quality gate's verdict and the trend chart, when the evaluation had them."""
+    if not (report.get("gate") or report.get("trend")):
+        return []
+    from .gates import quality_markdown
+
+    return quality_markdown(report)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -236,12 +255,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     sections = [
         [f"# App evaluation report: {run.get('mode', 'n/a')}, {date}"],
         _executive_summary(report),
+        _quality_gate_and_trend(report),
         _stage_funnel(apps),
         _quality_distribution(apps),
         _devx(apps),
         _common_issues(apps),
         _attention(apps),
         _generation(report),
+        cost_quality_markdown(report),
         _run(report),
     ]
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
@@ -259,9 +280,12 @@ def render_csv(report: dict[str, Any]) -> str:
     fixed = ("app_name", "app_dir", "template_type", "status")
     seen = {key for app in apps for key in app["metrics"]}
     metrics = [*METRIC_KEYS, *sorted(seen - set(METRIC_KEYS) - set(fixed))]
+    custom = sorted({k for app in apps for k in app.get("custom_metrics") or {}})
+    taken = {*fixed, *metrics, "issues", *GENERATION_KEYS, "error"}
+    custom_columns = [f"custom_{k}" if k in taken else k for k in custom]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*fixed, *metrics, "issues", *GENERATION_KEYS, "error"])
+    writer.writerow([*fixed, *metrics, "issues", *GENERATION_KEYS, "error", *custom_columns])
     for app in apps:
         generation = app["generation_metrics"] or {}
         row = [
@@ -270,6 +294,7 @@ def render_csv(report: dict[str, Any]) -> str:
             "; ".join(app["issues"]),
             *(generation.get(k) for k in GENERATION_KEYS),
             app["error"],
+            *((app.get("custom_metrics") or {}).get(k) for k in custom),
         ]
         writer.writerow([_csv_value(v) for v in row])
     return out.getvalue()

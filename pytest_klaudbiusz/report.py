@@ -43,26 +43,40 @@ def check_counts(apps: list[AppResult]) -> dict[str, dict[str, int]]:
 
 
 def generation_summary(apps: list[AppResult]) -> dict[str, float | int | None]:
-    """Cost and token totals over the apps that have generation data."""
+    """Cost and token totals over the apps that have generation data; each average is over
+    the apps that report that value (an app without ``cost_usd`` does not count as free)."""
     gens = [a.generation_metrics for a in apps if a.generation_metrics]
     if not gens:
         return {"apps_with_generation_metrics": 0}
-    cost = sum(float(g.get("cost_usd") or 0.0) for g in gens)
+
+    def values(key: str) -> list[float]:
+        return [float(g[key]) for g in gens if g.get(key) is not None]
+
+    costs = values("cost_usd")
+    cost = sum(costs)
     passing = sum(
         1
         for a in apps
-        if a.generation_metrics and a.status is AppStatus.EVALUATED and not a.failed_checks()
+        if (a.generation_metrics or {}).get("cost_usd") is not None
+        and a.status is AppStatus.EVALUATED
+        and not a.failed_checks()
     )
-    return {
+    summary: dict[str, float | int | None] = {
         "apps_with_generation_metrics": len(gens),
-        "generation_cost_usd": cost,
-        "avg_cost_per_app_usd": cost / len(gens),
-        "total_input_tokens": sum(int(g.get("input_tokens") or 0) for g in gens),
-        "total_output_tokens": sum(int(g.get("output_tokens") or 0) for g in gens),
-        "avg_turns_per_app": _mean(g.get("turns") for g in gens),
-        "apps_per_dollar": len(gens) / cost if cost > 0 else None,
+        "generation_cost_usd": cost if costs else None,
+        "avg_cost_per_app_usd": cost / len(costs) if costs else None,
+        "total_input_tokens": round(sum(values("input_tokens"))),
+        "total_output_tokens": round(sum(values("output_tokens"))),
+        "avg_turns_per_app": _mean(values("turns")),
+        "apps_per_dollar": len(costs) / cost if cost > 0 else None,
         "cost_per_passing_app_usd": cost / passing if passing else None,
     }
+    for key in ("cache_read_tokens", "cache_creation_tokens"):
+        if present := values(key):
+            summary[f"total_{key}"] = round(sum(present))
+    if times := values("generation_time_sec"):
+        summary["avg_generation_time_sec"] = _mean(times)
+    return summary
 
 
 def summarize(apps: list[AppResult]) -> dict[str, float | int | None]:

@@ -183,12 +183,13 @@ def has_tests(app_dir: Path) -> bool:
 
 
 README = "README with setup instructions"
-ENV_TEMPLATE = "env template (.env.example)"
+ENV_TEMPLATE = "env template (.env.example or .env.template)"
 DEPENDENCIES_INSTALL = "dependencies install"
 START_COMMAND = "start command"
 ENTRY_POINT = "entry point"
 DEPLOY_TARGET = "deployment target (app.yaml or Dockerfile)"
-DEPLOY_COMMAND = "deployment command (app.yaml command or Dockerfile CMD)"
+#: The issue's "deployment config present": a config the platform can start the app from.
+DEPLOY_CONFIG = "deployment config with a start command (app.yaml or Dockerfile CMD)"
 HEALTH_CHECK = "health check"
 NO_SECRETS = "no hard-coded secrets"
 DEPENDENCIES_PINNED = "dependencies pinned"
@@ -200,7 +201,7 @@ CRITERION_ISSUES = {
     START_COMMAND: "devx: no start command",
     ENTRY_POINT: "devx: no entry point",
     DEPLOY_TARGET: "devx: no deployment target",
-    DEPLOY_COMMAND: "devx: no deployment command",
+    DEPLOY_CONFIG: "devx: deployment config without a start command",
     HEALTH_CHECK: "devx: no health check",
     NO_SECRETS: "devx: hard-coded secrets",
     DEPENDENCIES_PINNED: "devx: dependencies not pinned",
@@ -226,7 +227,7 @@ def devx_criteria(
     }
     deploy = {
         DEPLOY_TARGET: (app_dir / "app.yaml").is_file() or (app_dir / "Dockerfile").is_file(),
-        DEPLOY_COMMAND: _deploy_config(app_dir),
+        DEPLOY_CONFIG: _deploy_config(app_dir),
         HEALTH_CHECK: health_declared or bool(_HEALTH_ROUTE.search(sources)),
         NO_SECRETS: not secrets,
         DEPENDENCIES_PINNED: _dependencies_pinned(app_dir),
@@ -235,7 +236,10 @@ def devx_criteria(
     def listed(criteria: dict[str, bool]) -> list[dict[str, Any]]:
         return [{"criterion": name, "passed": ok} for name, ok in criteria.items()]
 
-    return listed(local), listed(deploy)
+    local_list, deploy_list = listed(local), listed(deploy)
+    if secrets:  # where they are: the files, never the values
+        next(c for c in deploy_list if c["criterion"] == NO_SECRETS)["files"] = secrets
+    return local_list, deploy_list
 
 
 def appeval_100(metrics: dict[str, Any]) -> float:
@@ -272,17 +276,11 @@ GENERATION_FIELDS = (
 )
 
 
-def load_generation_metrics(app_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """``generation_metrics.json`` of the app, or the reason it cannot be used."""
-    path = app_dir / "generation_metrics.json"
-    if not path.is_file():
-        return None, None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        return None, "generation_metrics.json is not valid JSON"
+def parse_generation_metrics(data: object, where: str) -> dict[str, Any]:
+    """The known generation fields of ``data`` (and ``model``), checked; ``ValueError`` with a
+    one-line reason naming ``where`` when they cannot be used. Unknown keys are ignored."""
     if not isinstance(data, dict):
-        return None, "generation_metrics.json is not an object"
+        raise ValueError(f"{where} is not an object")
     metrics: dict[str, Any] = {}
     for key in GENERATION_FIELDS:
         value = data.get(key)
@@ -293,8 +291,23 @@ def load_generation_metrics(app_dir: Path) -> tuple[dict[str, Any] | None, str |
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            return None, f"generation_metrics.json: {key} is not a number"
+            raise ValueError(f"{where}: {key} is not a number")
         metrics[key] = value
     if isinstance(data.get("model"), str):
         metrics["model"] = data["model"]
-    return metrics, None
+    return metrics
+
+
+def load_generation_metrics(app_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``generation_metrics.json`` of the app, or the reason it cannot be used."""
+    path = app_dir / "generation_metrics.json"
+    if not path.is_file():
+        return None, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None, "generation_metrics.json is not valid JSON"
+    try:
+        return parse_generation_metrics(data, "generation_metrics.json"), None
+    except ValueError as exc:
+        return None, str(exc)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .apps import discover_apps
-from .evaluation import DEFAULT_TIMEOUTS
+from .model import DEFAULT_TIMEOUTS
 
 _MODE = re.compile(r"[A-Za-z0-9_.-]+")
 #: Longer timeouts (or inf) overflow socket and process waits; a day is plenty.

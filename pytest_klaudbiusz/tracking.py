@@ -8,7 +8,9 @@ pytest run that does not track never pays for it.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
+import math
 import re
 import socket
 import warnings
@@ -46,7 +48,18 @@ DATABRICKS_TIMEOUT_SEC = 5.0  # a Databricks host must answer HTTP within this
 #: SQLAlchemy store schemes MLflow accepts (a driver may follow: ``postgresql+psycopg2``).
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
-TABLE_METRICS = (*CHECKS, "local_runability_score", "deployability_score", "appeval_100")
+TABLE_METRICS = (
+    *CHECKS,
+    "local_runability_score",
+    "deployability_score",
+    "test_coverage_pct",
+    "total_loc",
+    "has_tests",
+    "build_time_sec",
+    "startup_time_sec",
+    "appeval_100",
+)
+TABLE_GENERATION = ("cost_usd", "input_tokens", "output_tokens", "turns")
 
 _ADVICE = (
     "check the server and --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
@@ -148,6 +161,70 @@ def run_name(report: Mapping[str, Any]) -> str:
     return f"eval_{run['mode']}_{run['started_at']}"
 
 
+#: What reproduces a run, from ``report["run"]``: tags, so they can change and be searched.
+REPRODUCIBILITY_TAGS = (
+    "git_commit",
+    "git_branch",
+    "plugin_version",
+    "pytest_version",
+    "python_version",
+    "mlflow_version",
+    "command",
+)
+
+
+def run_tags(report: Mapping[str, Any]) -> dict[str, str]:
+    """The run's tags besides ``framework`` and ``run_name``: mode, what reproduces the run
+    (commit, versions, command line) and the app corpus digest. Missing values are left out."""
+    run = report["run"]
+    tags = {"mode": run["mode"], **{key: run.get(key) for key in REPRODUCIBILITY_TAGS}}
+    tags["dataset_digest"] = (run.get("dataset") or {}).get("digest")
+    return {k: str(v) for k, v in tags.items() if v not in (None, "")}
+
+
+def evaluation_params(
+    mode: str, total_apps: int, timestamp: str, model_version: str | None = None
+) -> dict[str, str]:
+    """The four params of every evaluation run (params cannot change once logged)."""
+    return {
+        "mode": str(mode),
+        "total_apps": str(total_apps),
+        "timestamp": str(timestamp),
+        "model_version": str(model_version or "unknown"),
+    }
+
+
+def summary_metrics(summary: Mapping[str, Any], timestamp_ms: int) -> list[Any]:
+    """``mlflow.entities.Metric`` for each number of the summary, keys made MLflow-safe."""
+    from mlflow.entities import Metric
+
+    return [
+        Metric(_key(k), float(v), timestamp_ms, 0)
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    ]
+
+
+def dataset_input(run: Mapping[str, Any]) -> Any:
+    """The app corpus (``run["dataset"]``) as an MLflow dataset input, or None."""
+    dataset = run.get("dataset") or {}
+    if not dataset.get("digest"):
+        return None
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    profile = {k: dataset[k] for k in ("apps", "files", "bytes") if k in dataset}
+    return DatasetInput(
+        Dataset(
+            name=str(dataset.get("name") or "apps"),
+            digest=str(dataset["digest"]),
+            source_type="local",
+            source=json.dumps({"uri": dataset.get("source")}),
+            profile=json.dumps(profile),
+        ),
+        tags=[InputTag("mlflow.data.context", "evaluation")],
+    )
+
+
 class MlflowTracker:
     """Writes runs through an explicit ``MlflowClient`` (no global MLflow state)."""
 
@@ -162,49 +239,44 @@ class MlflowTracker:
             self.client: MlflowClient = MlflowClient(tracking_uri=uri)
 
     def open_run(self, report: Mapping[str, Any]) -> str:
-        run = report["run"]
-        name = run_name(report)
-        tags = {
-            "framework": "klaudbiusz",
-            "mode": run["mode"],
-            "run_name": name,
-            "git_commit": run.get("git_commit"),
-            "git_branch": run.get("git_branch"),
-        }
+        return self.create_run(
+            run_name(report), run_tags(report), start_time=_ms(report["run"]["started_at"])
+        )
+
+    def create_run(self, name: str, tags: Mapping[str, Any], start_time: int | None = None) -> str:
+        """A new RUNNING run of the experiment, tagged ``framework`` and ``run_name``."""
+        tags = {"framework": "klaudbiusz", "run_name": name, **tags}
         with self._wrap("creating the run"):
             created = self.client.create_run(
                 self._experiment_id(),
-                start_time=_ms(run["started_at"]),
-                tags={k: v for k, v in tags.items() if v},
+                start_time=start_time,
+                tags={k: str(v) for k, v in tags.items() if v not in (None, "")},
                 run_name=name,
             )
         return str(created.info.run_id)
 
     def complete_run(self, run_id: str, report: Mapping[str, Any], files: Sequence[Path]) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Param, RunTag
+
+        from .gates import mlflow_fields
 
         run = report["run"]
         step = "logging metrics and params"
         try:
             end_time = _ms(run["finished_at"])
-            metrics = [
-                Metric(_key(k), float(v), end_time, 0)
-                for k, v in report["summary"].items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            ]
-            params = {
-                "mode": run["mode"],
-                "total_apps": len(report["apps"]),
-                "timestamp": run["started_at"],
-                "model_version": run.get("model_version") or "unknown",
-            }
-            tags = {"plugin_version": run.get("plugin_version")}
+            params = evaluation_params(
+                run["mode"], len(report["apps"]), run["started_at"], run.get("model_version")
+            )
+            gate_metrics, gate_tags = mlflow_fields(report)  # the quality gate's verdict
             self.client.log_batch(
                 run_id,
-                metrics=metrics,
-                params=[Param(k, str(v)) for k, v in params.items()],
-                tags=[RunTag(k, str(v)) for k, v in tags.items() if v],
+                metrics=summary_metrics({**report["summary"], **gate_metrics}, end_time),
+                params=[Param(k, v) for k, v in params.items()],
+                tags=[RunTag(k, v) for k, v in gate_tags.items()],
             )
+            step = "logging the dataset"
+            if dataset := dataset_input(run):
+                self.client.log_inputs(run_id, datasets=[dataset])
             step = "uploading the report files"
             for path in files:
                 self.client.log_artifact(run_id, str(path))
@@ -266,18 +338,28 @@ class MlflowTracker:
 
 
 def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """One row per app, as columns (the shape ``MlflowClient.log_table`` takes)."""
+    """One row per app, as columns (the shape ``MlflowClient.log_table`` takes): its checks
+    and scores, its generation cost and its custom metrics (``custom_<name>`` where the
+    name is taken), so runs can be compared app by app."""
+    fixed = ("app_name", "template_type", "status", *TABLE_METRICS, *TABLE_GENERATION)
+    custom = sorted({name for app in report["apps"] for name in app.get("custom_metrics") or {}})
+    custom_columns = {name: f"custom_{name}" if name in fixed else name for name in custom}
     rows = [
         {
             "app_name": app["app_name"],
             "template_type": app["template_type"],
             "status": str(app["status"]),
             **{name: app["metrics"].get(name) for name in TABLE_METRICS},
+            **{name: (app.get("generation_metrics") or {}).get(name) for name in TABLE_GENERATION},
+            **{
+                column: (app.get("custom_metrics") or {}).get(name)
+                for name, column in custom_columns.items()
+            },
             "issues": "; ".join(app["issues"]),
         }
         for app in report["apps"]
     ]
-    columns = ("app_name", "template_type", "status", *TABLE_METRICS, "issues")
+    columns = (*fixed, *custom_columns.values(), "issues")
     return {column: [row[column] for row in rows] for column in columns}
 
 
@@ -294,6 +376,9 @@ def log_report(
     run id into the report files before they are uploaded.
     """
     with _quiet_mlflow():
+        import mlflow
+
+        report["run"]["mlflow_version"] = mlflow.__version__  # known only now: it is imported
         tracker = MlflowTracker(uri, experiment)
         run_id = tracker.open_run(report)
         if on_run_id is not None:

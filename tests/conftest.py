@@ -20,6 +20,14 @@ import pytest
 MLFLOW_SERVER_START_TIMEOUT_SEC = 120.0
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When this suite runs under xdist, the pytest runs a test starts must not believe
+    they are xdist workers too (they would inherit PYTEST_XDIST_WORKER)."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

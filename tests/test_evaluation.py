@@ -266,7 +266,7 @@ def test_hanging_build_and_test_cost_their_timeouts_and_leave_nothing(tmp_path: 
     assert elapsed < 4.0 + MARGIN
     assert len(outside.pids()) == 4  # build's shell and sleep, test's shell and sleep
     assert outside.survivors() == []
-    assert "build: timed out after 2s" in result.issues
+    assert "build: timed out" in result.issues  # the number is in the stage, not the issue
 
 
 # --- malformed manifests --------------------------------------------------------

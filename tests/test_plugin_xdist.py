@@ -183,9 +183,9 @@ WRITE_PROBE = textwrap.dedent(
     import os
     from pathlib import Path
 
-    import pytest_klaudbiusz.plugin as plugin
+    import pytest_klaudbiusz.render as render
 
-    _write_reports = plugin.write_reports
+    _write_reports = render.write_reports
 
     def _logged(report, folder):
         role = os.environ.get("PYTEST_XDIST_WORKER", "controller")
@@ -193,7 +193,7 @@ WRITE_PROBE = textwrap.dedent(
             out.write(f"{role} {len(report['apps'])}\\n")
         return _write_reports(report, folder)
 
-    plugin.write_reports = _logged
+    render.write_reports = _logged  # the plugin imports it from render where it is used
     """
 )
 
@@ -233,16 +233,19 @@ def test_exitfirst_under_xdist_never_drops_an_app(pytester: pytest.Pytester) -> 
 
 #: The checks each shipped app fails (every other check passes or does not apply).
 CORPUS_FAILURES = {
+    "billing-export-docker": set(),
     "broken-build": {"build_success", "runtime_success"},
     "crash-on-start": {"runtime_success", "databricks_connectivity", "data_returned"},
     "empty-results": {"data_returned"},
     "failing-tests": {"tests_pass"},
     "inventory-dbx-sdk": set(),
     "manifest-app": set(),
+    "nightly-digest-batch": {"runtime_success"},
     "no-tests-no-build": {"build_success", "runtime_success", "tests_pass"},
     "ops-metrics-python": set(),
     "sales-dashboard-trpc": set(),
     "type-errors": {"type_safety"},
+    "unresolvable-deps": {"build_success", "runtime_success", "tests_pass"},
     "warehouse-down": {"databricks_connectivity", "data_returned"},
     "wrong-port": {"runtime_success"},
 }
@@ -281,28 +284,31 @@ def test_shipped_corpus_serial_and_xdist_give_the_same_report(pytester: pytest.P
     assert outcomes(apps["broken-build"])["runtime"] == "skipped"
     assert outcomes(apps["crash-on-start"])["data"] == "skipped"
     assert {name: app["template_type"] for name, app in apps.items()} == {
+        "billing-export-docker": "python",
         "broken-build": "npm",
         "crash-on-start": "trpc",
         "empty-results": "trpc",
         "failing-tests": "npm",
         "inventory-dbx-sdk": "dbx-sdk",
         "manifest-app": "npm",
+        "nightly-digest-batch": "npm",
         "no-tests-no-build": "npm",
         "ops-metrics-python": "python",
         "sales-dashboard-trpc": "trpc",
         "type-errors": "npm",
+        "unresolvable-deps": "npm",
         "warehouse-down": "dbx-sdk",
         "wrong-port": "npm",
     }
     summary = serial_report["summary"]
-    assert (summary["total_apps"], summary["evaluated"], summary["infra_errors"]) == (12, 12, 0)
+    assert (summary["total_apps"], summary["evaluated"], summary["infra_errors"]) == (15, 15, 0)
     counts = serial_report["counts"]
     for check in ("build_success", "runtime_success", "tests_pass"):
         failing = sum(check in failed for failed in CORPUS_FAILURES.values())
-        assert counts[check] == {"passed": 12 - failing, "checked": 12}, check
-    assert summary["build_success_rate"] == 10 / 12
-    assert summary["runtime_success_rate"] == 8 / 12
-    assert summary["tests_pass_rate"] == 10 / 12
+        assert counts[check] == {"passed": 15 - failing, "checked": 15}, check
+    assert summary["build_success_rate"] == 12 / 15
+    assert summary["runtime_success_rate"] == 9 / 15
+    assert summary["tests_pass_rate"] == 12 / 15
     assert serial_report["run"]["mode"] == "corpus"
     # the failures explain themselves
     serial.stdout.fnmatch_lines(["broken-build: failed build_success, runtime_success"])

@@ -219,7 +219,7 @@ LOCAL = (
 )
 DEPLOY = (
     scoring.DEPLOY_TARGET,
-    scoring.DEPLOY_COMMAND,
+    scoring.DEPLOY_CONFIG,
     scoring.HEALTH_CHECK,
     scoring.NO_SECRETS,
     scoring.DEPENDENCIES_PINNED,
@@ -288,14 +288,14 @@ def put(name: str, text: str) -> Callable[[Path], Any]:
             {},
             {scoring.ENTRY_POINT},
         ),
-        (remove("app.yaml"), {}, {scoring.DEPLOY_TARGET, scoring.DEPLOY_COMMAND}),
+        (remove("app.yaml"), {}, {scoring.DEPLOY_TARGET, scoring.DEPLOY_CONFIG}),
         (
             lambda app: (
                 put("app.yaml", "env: []\n")(app),
                 put("package.json", '{"dependencies": {"a": "1"}}')(app),
             ),
             {},
-            {scoring.DEPLOY_COMMAND},
+            {scoring.DEPLOY_CONFIG},
         ),
         (remove("server/src/routes.js"), {}, {scoring.HEALTH_CHECK}),
         (put("server/src/db.js", f"const token = '{DAPI}';\n"), {}, {scoring.NO_SECRETS}),
@@ -341,7 +341,7 @@ def test_dockerfile_is_a_deployment_target_and_its_cmd_a_command(tmp_path: Path)
     app = good_app(tmp_path)
     (app / "app.yaml").unlink()
     write(app, {"Dockerfile": "FROM node:20\nCOPY . .\nRUN npm ci\n"})
-    assert failing(app) == {scoring.DEPLOY_COMMAND}
+    assert failing(app) == {scoring.DEPLOY_CONFIG}
     write(app, {"Dockerfile": 'FROM node:20\nCOPY . .\nRUN npm ci\nCMD ["npm", "start"]\n'})
     assert failing(app) == set()
     write(app, {"Dockerfile": 'FROM python:3.11\nENTRYPOINT ["python", "app.py"]\n'})
@@ -353,9 +353,9 @@ def test_app_yaml_without_command_uses_databricks_defaults(tmp_path: Path) -> No
     write(app, {"app.yaml": "env:\n  - name: DATABRICKS_WAREHOUSE_ID\n    value: abc\n"})
     assert failing(app) == set()  # Node app: Databricks runs `npm run start`
     python_app = write(tmp_path / "py", {"app.yaml": "env: []\n"})
-    assert scoring.DEPLOY_COMMAND in failing(python_app)  # nothing Databricks could run
+    assert scoring.DEPLOY_CONFIG in failing(python_app)  # nothing Databricks could run
     write(python_app, {"app.py": "print(1)\n"})  # Databricks runs `python app.py`
-    assert scoring.DEPLOY_COMMAND not in failing(python_app)
+    assert scoring.DEPLOY_CONFIG not in failing(python_app)
 
 
 def test_health_check_declared_or_in_source(tmp_path: Path) -> None:
@@ -606,3 +606,90 @@ def test_unwrap_trpc() -> None:
     assert unwrap_trpc({"result": {"data": payload}}) == payload
     for plain in (ROWS, {"data": ROWS}, {"result": ROWS}, {"result": {"rows": ROWS}}, None):
         assert unwrap_trpc(plain) is plain
+
+
+# --- criteria details, env template variants, generation parsing (issue #4) ---------------
+
+
+def test_secret_criterion_names_the_files_never_the_values(tmp_path: Path) -> None:
+    app = good_app(tmp_path)
+    write(app, {"server/src/db.js": f"const token = '{DAPI}';\n",
+                "src/settings.py": 'DB_PASSWORD = "hunter2hunter2"\n'})  # fmt: skip
+    _, deploy = devx_criteria(app, install_passed=True, has_start=True, health_declared=False)
+    secrets = next(c for c in deploy if c["criterion"] == scoring.NO_SECRETS)
+    assert secrets == {
+        "criterion": scoring.NO_SECRETS,
+        "passed": False,
+        "files": ["server/src/db.js", "src/settings.py"],
+    }
+    assert DAPI not in json.dumps(deploy) and "hunter2" not in json.dumps(deploy)
+    others = [c for c in deploy if c["criterion"] != scoring.NO_SECRETS]
+    assert all(set(c) == {"criterion", "passed"} for c in others)
+
+
+@pytest.mark.parametrize(
+    ("template", "counts"),
+    [
+        (".env.example", True),
+        (".env.template", True),
+        (".env.sample", True),
+        (".env", False),  # the real thing, not a template
+        ("env.example", False),
+    ],
+)
+def test_env_template_names(tmp_path: Path, template: str, counts: bool) -> None:
+    app = good_app(tmp_path)
+    (app / ".env.example").unlink()
+    write(app, {template: "DATABRICKS_HOST=\nDATABRICKS_TOKEN=\n"})
+    assert (scoring.ENV_TEMPLATE not in failing(app)) is counts
+    assert scoring.NO_SECRETS not in failing(app)  # placeholders are never secrets
+
+
+def test_deployability_fits_the_platform(tmp_path: Path) -> None:
+    """app.yaml alone, a Dockerfile alone, or both: each a full deployment target."""
+    app = good_app(tmp_path / "databricks")
+    assert not {scoring.DEPLOY_TARGET, scoring.DEPLOY_CONFIG} & failing(app)
+    docker = good_app(tmp_path / "docker")
+    (docker / "app.yaml").unlink()
+    write(docker, {"Dockerfile": 'FROM node:20\nCOPY . .\nCMD ["npm", "start"]\n'})
+    assert not {scoring.DEPLOY_TARGET, scoring.DEPLOY_CONFIG} & failing(docker)
+    neither = good_app(tmp_path / "neither")
+    (neither / "app.yaml").unlink()
+    assert {scoring.DEPLOY_TARGET, scoring.DEPLOY_CONFIG} <= failing(neither)
+    assert CRITERION_ISSUES[scoring.DEPLOY_CONFIG] == (
+        "devx: deployment config without a start command"
+    )
+
+
+def test_issue_strings_carry_no_numbers() -> None:
+    assert not any(ch.isdigit() for issue in CRITERION_ISSUES.values() for ch in issue)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"cost_usd": 0, "turns": 2, "model": "m", "extra": "x"},
+         {"cost_usd": 0, "turns": 2, "model": "m"}),
+        ({"cache_read_tokens": 10, "cache_creation_tokens": 5, "generation_time_sec": 1.5,
+          "model": 3}, {"cache_read_tokens": 10, "cache_creation_tokens": 5,
+                        "generation_time_sec": 1.5}),  # a model that is not a string: left out
+        ({}, {}),
+    ],
+)  # fmt: skip
+def test_parse_generation_metrics(data: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert scoring.parse_generation_metrics(data, "x") == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1], "bulk entry 3 is not an object"),
+        ({"turns": "7"}, "bulk entry 3: turns is not a number"),
+        ({"cost_usd": float("inf")}, "bulk entry 3: cost_usd is not a number"),
+        ({"input_tokens": False}, "bulk entry 3: input_tokens is not a number"),
+    ],
+)
+def test_parse_generation_metrics_names_where(data: Any, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        scoring.parse_generation_metrics(data, "bulk entry 3")
+    assert str(info.value) == message

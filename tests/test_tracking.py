@@ -284,13 +284,16 @@ def test_log_report_round_trip(store: tuple[str, str], tmp_path: Path) -> None:
     table_file = client.download_artifacts(run_id, "apps_table.json", str(tmp_path))
     table = json.loads(Path(table_file).read_text())
     assert table["columns"][:4] == ["app_name", "template_type", "status", "build_success"]
-    assert table["columns"][-2:] == ["appeval_100", "issues"]
+    assert table["columns"][-6:] == [
+        "appeval_100", "cost_usd", "input_tokens", "output_tokens", "turns", "issues"
+    ]  # fmt: skip
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
     assert [r["app_name"] for r in rows] == ["app 000", "app 001", "app 002", "app 003"]
     assert rows[0]["status"] == "infra_error"
     assert rows[1]["issues"] == "no tests; build failed"
     assert (rows[1]["build_success"], rows[2]["build_success"]) == (False, True)
     assert rows[2]["appeval_100"] == 87.5
+    assert (rows[0]["cost_usd"], rows[1]["turns"]) == (None, 6)
 
 
 def test_experiment_is_created_once_and_reused(store: tuple[str, str]) -> None:

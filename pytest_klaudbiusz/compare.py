@@ -1,0 +1,628 @@
+"""Compare evaluation runs: side-by-side metrics, latest vs previous, apps that moved, and
+whether a change in a rate is distinguishable from noise (exact McNemar test).
+
+Works on ``RunRecord``s (a run's name, mode, date and metrics, from MLflow or from a
+report file) and on evaluation reports (for the per-app diff). Pure: no pytest, no
+mlflow; ``history`` reads the records, ``quality`` prints them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+from . import gates
+from .model import CHECKS, RATES
+
+#: Significance level of the McNemar test.
+ALPHA = 0.05
+
+#: Metrics in the order the comparison shows them; any other metric follows, sorted.
+DEFAULT_METRICS = (
+    *RATES.values(),
+    "overall_quality_score",
+    "avg_appeval_100",
+    "avg_local_runability_score",
+    "avg_deployability_score",
+    "avg_test_coverage_pct",
+    "total_apps",
+    "evaluated",
+    "infra_errors",
+    "not_run",
+    "avg_build_time_sec",
+    "avg_startup_time_sec",
+    "generation_cost_usd",
+    "avg_cost_per_app_usd",
+    "cost_per_passing_app_usd",
+    "apps_per_dollar",
+    "total_input_tokens",
+    "total_output_tokens",
+    "avg_turns_per_app",
+)
+#: Summary values that are bookkeeping of the gate, not quality: not compared.
+HIDDEN_PREFIXES = ("gate_",)
+
+RULE = "=" * 34
+DASHES = "-" * 97
+NAME_WIDTH = 38
+COLUMN_WIDTH = 12
+
+
+@dataclass
+class RunRecord:
+    """One evaluation as the comparison sees it."""
+
+    name: str
+    mode: str
+    started_at: str  # ISO 8601, UTC
+    metrics: dict[str, float | None]
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    source: str | None = None  # the report file it was read from
+
+    @property
+    def date(self) -> str:
+        try:
+            moment = datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        except ValueError:
+            return self.started_at
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
+    def ref(self) -> str:
+        return self.run_id or self.source or self.name
+
+
+def record_from_report(report: Mapping[str, Any], source: str | None = None) -> RunRecord:
+    run = report.get("run", {})
+    mode = str(run.get("mode") or "unknown")
+    started = str(run.get("started_at") or "")
+    metrics = {
+        k: (float(v) if v is not None else None)
+        for k, v in report.get("summary", {}).items()
+        if v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+    }
+    tags = {"mode": mode}
+    if run.get("git_branch"):
+        tags["git_branch"] = str(run["git_branch"])
+    gate = report.get("gate")
+    if gate:
+        tags["gate_verdict"] = str(gate.get("verdict"))
+    return RunRecord(
+        name=f"eval_{mode}_{started}",
+        mode=mode,
+        started_at=started,
+        metrics=metrics,
+        run_id=run.get("mlflow_run_id"),
+        tags=tags,
+        source=source,
+    )
+
+
+# --- statistics -------------------------------------------------------------------------
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value on the discordant pairs ``b`` and ``c``:
+    ``min(1, 2 * P[X <= min(b, c)])`` with ``X ~ Binomial(b + c, 1/2)``."""
+    if b < 0 or c < 0:
+        raise ValueError("discordant counts must not be negative")
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = Fraction(sum(math.comb(n, k) for k in range(min(b, c) + 1)), 2**n)
+    return float(min(Fraction(1), 2 * tail))
+
+
+@dataclass
+class PairedTest:
+    """One check's paired outcomes over the apps evaluated in both runs."""
+
+    check: str
+    rate: str
+    before: float | None  # the rate in each run's summary
+    after: float | None
+    pairs: int  # apps with a pass/fail outcome of this check in both runs
+    pass_to_fail: int  # b
+    fail_to_pass: int  # c
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        return self.pairs > 0 and self.p_value < ALPHA
+
+    @property
+    def p_text(self) -> str:
+        return f"{self.p_value:.3f}" if self.pairs else "n/a"
+
+    @property
+    def verdict(self) -> str:
+        if self.pairs == 0:
+            return "n/a (no app checked in both runs)"
+        if self.pass_to_fail == self.fail_to_pass == 0:
+            return "no change"
+        if not self.significant:
+            return "within noise"
+        return "real: better" if self.fail_to_pass > self.pass_to_fail else "real: worse"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "before": self.before,
+            "after": self.after,
+            "paired_apps": self.pairs,
+            "pass_to_fail": self.pass_to_fail,
+            "fail_to_pass": self.fail_to_pass,
+            "p_value": self.p_value if self.pairs else None,
+            "verdict": self.verdict,
+        }
+
+
+def paired_tests(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[PairedTest]:
+    """The exact McNemar test of every check rate between two reports (apps by name)."""
+    old = {a["app_name"]: a for a in before["apps"] if a.get("status") == "evaluated"}
+    new = {a["app_name"]: a for a in after["apps"] if a.get("status") == "evaluated"}
+    common = sorted(old.keys() & new.keys())
+    tests = []
+    for check in CHECKS:
+        pairs = [
+            (old[n]["metrics"].get(check), new[n]["metrics"].get(check))
+            for n in common
+            if old[n]["metrics"].get(check) is not None and new[n]["metrics"].get(check) is not None
+        ]
+        b = sum(1 for was, now in pairs if was and not now)
+        c = sum(1 for was, now in pairs if not was and now)
+        rate = RATES[check]
+        tests.append(
+            PairedTest(
+                check=check,
+                rate=rate,
+                before=before["summary"].get(rate),
+                after=after["summary"].get(rate),
+                pairs=len(pairs),
+                pass_to_fail=b,
+                fail_to_pass=c,
+                p_value=mcnemar_exact(b, c),
+            )
+        )
+    return tests
+
+
+# --- values and changes ---------------------------------------------------------------
+
+
+def fmt(metric: str, value: float | None) -> str:
+    """A table cell: rates in percent, "n/a" for a missing value (never a fake 0)."""
+    if value is None:
+        return "n/a"
+    if metric in gates.FRACTION_METRICS:
+        return f"{100 * value:.2f}%"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value)}"
+    return f"{value:.2f}"
+
+
+def change(
+    metric: str,
+    latest: float | None,
+    previous: float | None,
+    lower: Iterable[str] = (),
+    higher: Iterable[str] = (),
+) -> tuple[str, str]:
+    """(the change as text, "better" / "worse" / "unchanged" / "n/a" / "")."""
+    if latest is None or previous is None:
+        return "n/a", "n/a"
+    delta = latest - previous
+    if abs(delta) < 1e-12:
+        return "0", "unchanged"
+    if metric in gates.FRACTION_METRICS:
+        text = f"{100 * delta:+.1f} pp"
+    elif previous != 0:
+        text = f"{100 * delta / abs(previous):+.1f}%"
+    else:
+        text = f"{delta:+.2f}"
+    better = gates.direction(metric, lower, higher)
+    if better is None:
+        return text, ""
+    return text, "better" if (delta > 0) == (better == gates.HIGHER) else "worse"
+
+
+def shown_metrics(runs: Sequence[RunRecord]) -> list[str]:
+    """The metrics any of the runs has: the usual ones first, then the others, sorted."""
+    present = {
+        name
+        for run in runs
+        for name, value in run.metrics.items()
+        if value is not None and not name.startswith(HIDDEN_PREFIXES)
+    }
+    ordered = [m for m in DEFAULT_METRICS if m in present]
+    return ordered + sorted(present - set(ordered))
+
+
+def mode_means(
+    runs: Sequence[RunRecord], metrics: Sequence[str]
+) -> list[tuple[str, int, dict[str, float | None]]]:
+    """(mode, runs, mean of each metric over that mode's runs that have it), by mode."""
+    by_mode: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_mode.setdefault(run.mode, []).append(run)
+    result = []
+    for mode, group in by_mode.items():
+        means: dict[str, float | None] = {}
+        for metric in metrics:
+            values = [v for r in group if (v := r.metrics.get(metric)) is not None]
+            means[metric] = math.fsum(values) / len(values) if values else None
+        result.append((mode, len(group), means))
+    return result
+
+
+def trend_data(runs: Sequence[RunRecord], mode: str) -> dict[str, Any]:
+    """The rates of a mode's runs, oldest first: what the trend chart draws (plain JSON)."""
+    chosen = sorted((r for r in runs if r.mode == mode), key=lambda r: r.started_at)
+    return {
+        "mode": mode,
+        "metrics": list(RATES.values()),
+        "runs": [
+            {
+                "run_id": r.run_id,
+                "run_name": r.name,
+                "started_at": r.started_at,
+                "values": {m: r.metrics.get(m) for m in RATES.values()},
+            }
+            for r in chosen
+        ],
+    }
+
+
+# --- the comparison -------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    runs: list[RunRecord]  # newest first: the runs shown
+    where: str  # "experiment X at URI", "report files"
+    latest: RunRecord | None = None
+    previous: RunRecord | None = None
+    latest_report: Mapping[str, Any] | None = None
+    previous_report: Mapping[str, Any] | None = None
+    mode: str | None = None  # the mode filter, if any
+    lower_is_better: frozenset[str] = frozenset()
+    higher_is_better: frozenset[str] = frozenset()
+    notes: list[str] = field(default_factory=list)  # e.g. why the per-app diff is missing
+    titles: tuple[str, str] = ("Latest", "Previous")  # column titles: latest, previous
+    heading: str = "Latest vs Previous Run"
+    intro: str | None = None  # what is compared, when not "the N most recent runs"
+
+    @property
+    def scope(self) -> str:
+        if self.intro:
+            return self.intro
+        which = f"mode {self.mode}" if self.mode else "all modes"
+        return f"{len(self.runs)} most recent finished runs ({which}) in {self.where}"
+
+    def change(self, metric: str) -> tuple[str, str]:
+        assert self.latest is not None and self.previous is not None
+        return change(
+            metric,
+            self.latest.metrics.get(metric),
+            self.previous.metrics.get(metric),
+            self.lower_is_better,
+            self.higher_is_better,
+        )
+
+    @property
+    def moves(self) -> gates.AppMoves | None:
+        if self.latest_report is None or self.previous_report is None:
+            return None
+        return gates.app_moves(self.previous_report["apps"], self.latest_report["apps"])
+
+    @property
+    def tests(self) -> list[PairedTest]:
+        if self.latest_report is None or self.previous_report is None:
+            return []
+        return paired_tests(self.previous_report, self.latest_report)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison's findings as plain JSON."""
+        moves = self.moves
+        return {
+            "runs": [r.ref for r in self.runs],
+            "latest": self.latest.ref if self.latest else None,
+            "previous": self.previous.ref if self.previous else None,
+            "changes": (
+                {m: self.change(m)[1] for m in shown_metrics([self.latest, self.previous])}
+                if self.latest and self.previous
+                else {}
+            ),
+            "moved_apps": moves.to_dict() if moves else None,
+            "tests": [t.to_dict() for t in self.tests],
+        }
+
+
+def _label(index: int, run: RunRecord) -> str:
+    return f"#{index} {run.mode}"[:COLUMN_WIDTH]
+
+
+_COLOURS = {
+    "better": "\x1b[32m",
+    "worse": "\x1b[31m",
+    "real: better": "\x1b[32m",
+    "real: worse": "\x1b[31m",
+}
+
+
+def _paint(text: str, word: str, color: bool) -> str:
+    code = _COLOURS.get(word)
+    return f"{code}{text}\x1b[0m" if color and code else text
+
+
+def _header(title: str) -> list[str]:
+    return ["", title, RULE]
+
+
+def render_text(comparison: Comparison, color: bool = False) -> list[str]:
+    """The comparison for the terminal, in the layout of the MLflow integration document."""
+    c = comparison
+    lines = ["MLflow Evaluation Run Comparison", RULE]
+    lines.append(c.scope)
+    width = max(NAME_WIDTH, *(len(r.name) + 2 for r in c.runs))
+    lines += [*_header("Recent Runs"), _runs_header(c.runs, width), DASHES]
+    gated = any("gate_verdict" in r.tags for r in c.runs)
+    for i, run in enumerate(c.runs, 1):
+        row = f"{f'#{i}':<4}{run.name:<{width}}{run.mode:<15}{run.date:<21}"
+        if gated:
+            row += run.tags.get("gate_verdict", "-")
+        lines.append(row.rstrip())
+    metrics = shown_metrics(c.runs)
+    lines += [*_header("Metrics Comparison")]
+    lines.append(
+        f"{'Metric':<{NAME_WIDTH}}"
+        + "".join(f"{_label(i, r):>{COLUMN_WIDTH + 1}}" for i, r in enumerate(c.runs, 1))
+    )
+    lines.append(DASHES)
+    for metric in metrics:
+        cells = "".join(f"{fmt(metric, r.metrics.get(metric)):>{COLUMN_WIDTH + 1}}" for r in c.runs)
+        lines.append(f"{metric:<{NAME_WIDTH}}{cells}")
+    lines += _latest_vs_previous_text(c, color)
+    if len({r.mode for r in c.runs}) > 1 or c.mode:
+        lines += _modes_text(c, metrics)
+    lines += _apps_text(c)
+    lines += _tests_text(c, color)
+    return lines
+
+
+def _runs_header(runs: Sequence[RunRecord], width: int) -> str:
+    header = f"{'#':<4}{'Run Name':<{width}}{'Mode':<15}{'Date':<21}"
+    if any("gate_verdict" in r.tags for r in runs):
+        header += "Gate"
+    return header.rstrip()
+
+
+def _latest_vs_previous_text(c: Comparison, color: bool) -> list[str]:
+    latest_title, previous_title = c.titles
+    lines = _header(c.heading)
+    if c.latest is None or c.previous is None:
+        return [*lines, "n/a: there is only one run to show"]
+    lines.append(f"{latest_title}: {c.latest.name} ({c.latest.ref})")
+    lines.append(f"{previous_title}: {c.previous.name} ({c.previous.ref})")
+    lines.append(f"{'Metric':<{NAME_WIDTH}}{latest_title:<12}{previous_title:<12}Change")
+    lines.append(DASHES)
+    for metric in shown_metrics([c.latest, c.previous]):
+        text, word = c.change(metric)
+        cell = (
+            f"{text} {word}".strip()
+            if word not in ("n/a", "unchanged")
+            else ("n/a" if word == "n/a" else "unchanged")
+        )
+        lines.append(
+            f"{metric:<{NAME_WIDTH}}{fmt(metric, c.latest.metrics.get(metric)):<12}"
+            f"{fmt(metric, c.previous.metrics.get(metric)):<12}{_paint(cell, word, color)}"
+        )
+    return lines
+
+
+def _modes_text(c: Comparison, metrics: Sequence[str]) -> list[str]:
+    groups = mode_means(c.runs, metrics)
+    labels = [f"{mode} ({n})" for mode, n, _ in groups]
+    widths = [max(COLUMN_WIDTH + 3, len(label) + 2) for label in labels]
+    lines = _header("Mean by Mode (over the runs shown)")
+    lines.append(
+        f"{'Metric':<{NAME_WIDTH}}"
+        + "".join(f"{t:>{w}}" for t, w in zip(labels, widths, strict=True))
+    )
+    lines.append(DASHES)
+    for metric in metrics:
+        cells = "".join(
+            f"{fmt(metric, means[metric]):>{w}}"
+            for (_, _, means), w in zip(groups, widths, strict=True)
+        )
+        lines.append(f"{metric:<{NAME_WIDTH}}{cells}")
+    return lines
+
+
+def _apps_text(c: Comparison) -> list[str]:
+    latest_title, previous_title = c.titles
+    lines = _header(f"Apps: {latest_title} vs {previous_title}")
+    moves = c.moves
+    if moves is None:
+        return [*lines, *(c.notes or ["n/a: no per-app report to compare"])]
+    lines.append(f"{moves.common} apps evaluated in both runs")
+    for title, group in (
+        ("regressed (pass -> fail)", moves.regressed),
+        ("fixed (fail -> pass)", moves.fixed),
+    ):
+        lines.append(f"{title}: {len(group)}")
+        lines += [
+            f"  {name:<{NAME_WIDTH - 2}}{', '.join(checks)}" for name, checks in group.items()
+        ]
+    for title, names in (
+        ("new", moves.new),
+        ("gone", moves.gone),
+        ("not comparable (infra error or not run in one run)", moves.unrated),
+    ):
+        if names or title in ("new", "gone"):
+            lines.append(f"{title}: {len(names)}" + (f" ({', '.join(names)})" if names else ""))
+    return lines
+
+
+def _tests_text(c: Comparison, color: bool) -> list[str]:
+    tests = c.tests
+    if not tests:
+        return []
+    latest_title, previous_title = c.titles
+    lines = _header("Is the Change Real? (exact McNemar test on the apps evaluated in both runs)")
+    lines.append(
+        f"{'Rate':<{NAME_WIDTH}}{previous_title:<10}{latest_title:<10}{'Apps':>5}"
+        f"{'Pass->fail':>12}{'Fail->pass':>12}{'p-value':>9}  Verdict"
+    )
+    lines.append(DASHES)
+    for t in tests:
+        lines.append(
+            f"{t.rate:<{NAME_WIDTH}}{fmt(t.rate, t.before):<10}{fmt(t.rate, t.after):<10}"
+            f"{t.pairs:>5}{t.pass_to_fail:>12}{t.fail_to_pass:>12}{t.p_text:>9}  "
+            + _paint(t.verdict, t.verdict, color)
+        )
+    lines.append(f"A change is called real when p < {ALPHA}; otherwise it is within noise.")
+    return lines
+
+
+# --- Markdown -------------------------------------------------------------------------
+
+_MARKS = {
+    "better": "🟢 better",
+    "worse": "🔴 worse",
+    "real: better": "🟢 real: better",
+    "real: worse": "🔴 real: worse",
+}
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(
+    comparison: Comparison, level: str = "##", sections: Sequence[str] | None = None
+) -> list[str]:
+    """The comparison as Markdown sections: ``runs``, ``metrics``, ``latest``, ``modes``,
+    ``apps``, ``tests`` (all by default)."""
+    c = comparison
+    wanted = set(sections or ("runs", "metrics", "latest", "modes", "apps", "tests"))
+    latest_title, previous_title = c.titles
+    metrics = shown_metrics(c.runs)
+    out: list[str] = []
+    if "runs" in wanted:
+        gated = any("gate_verdict" in r.tags for r in c.runs)
+        header = ["#", "Run", "Mode", "Date (UTC)", *(["Gate"] if gated else [])]
+        rows = [
+            [str(i), r.name, r.mode, r.date, *([r.tags.get("gate_verdict", "-")] if gated else [])]
+            for i, r in enumerate(c.runs, 1)
+        ]
+        out += [
+            f"{level} Recent runs",
+            "",
+            f"{_cell(c.scope)}.",
+            "",
+            *_table(header, rows),
+            "",
+        ]
+    if "metrics" in wanted:
+        header = ["Metric", *(f"#{i} {r.mode}" for i, r in enumerate(c.runs, 1))]
+        rows = [[m, *(fmt(m, r.metrics.get(m)) for r in c.runs)] for m in metrics]
+        out += [f"{level} Metrics", "", *_table(header, rows), ""]
+    if "latest" in wanted:
+        out += [f"{level} {c.heading}", ""]
+        if c.latest is None or c.previous is None:
+            out += ["n/a: there is only one run to show.", ""]
+        else:
+            rows = []
+            for m in shown_metrics([c.latest, c.previous]):
+                text, word = c.change(m)
+                shown = (
+                    "n/a"
+                    if word == "n/a"
+                    else "unchanged"
+                    if word == "unchanged"
+                    else (f"{text} {_MARKS.get(word, word)}".strip())
+                )
+                rows.append(
+                    [m, fmt(m, c.latest.metrics.get(m)), fmt(m, c.previous.metrics.get(m)), shown]
+                )
+            out += [
+                f"{latest_title}: `{c.latest.name}` ({_cell(c.latest.ref)}); "
+                f"{previous_title.lower()}: `{c.previous.name}` ({_cell(c.previous.ref)}).",
+                "",
+                *_table(["Metric", latest_title, previous_title, "Change"], rows),
+                "",
+            ]
+    if "modes" in wanted and (len({r.mode for r in c.runs}) > 1 or c.mode):
+        groups = mode_means(c.runs, metrics)
+        header = ["Metric", *(f"{mode} ({n} run{'s' * (n != 1)})" for mode, n, _ in groups)]
+        rows = [[m, *(fmt(m, means[m]) for _, _, means in groups)] for m in metrics]
+        out += [f"{level} Mean by mode", "", *_table(header, rows), ""]
+    if "apps" in wanted:
+        out += [f"{level} Apps: {latest_title.lower()} vs {previous_title.lower()}", ""]
+        moves = c.moves
+        if moves is None:
+            out += [*(c.notes or ["n/a: no per-app report to compare."]), ""]
+        else:
+            rows = [
+                [n, "regressed (pass → fail)", ", ".join(ch)] for n, ch in moves.regressed.items()
+            ]
+            rows += [[n, "fixed (fail → pass)", ", ".join(ch)] for n, ch in moves.fixed.items()]
+            rows += [[n, "new", "-"] for n in moves.new]
+            rows += [[n, "gone", "-"] for n in moves.gone]
+            rows += [[n, "not comparable (infra error or not run)", "-"] for n in moves.unrated]
+            out += [
+                f"{moves.common} apps evaluated in both runs: {len(moves.regressed)} regressed, "
+                f"{len(moves.fixed)} fixed, {len(moves.new)} new, {len(moves.gone)} gone.",
+                "",
+                *(_table(["App", "Change", "Checks"], rows) if rows else ["No app changed."]),
+                "",
+            ]
+    tests = c.tests if "tests" in wanted else []
+    if tests:
+        rows = [
+            [
+                t.rate,
+                fmt(t.rate, t.before),
+                fmt(t.rate, t.after),
+                str(t.pairs),
+                str(t.pass_to_fail),
+                str(t.fail_to_pass),
+                t.p_text,
+                _MARKS.get(t.verdict, t.verdict),
+            ]
+            for t in tests
+        ]
+        out += [
+            f"{level} Is the change real?",
+            "",
+            "Exact McNemar test on the apps evaluated in both runs: a change is called real"
+            f" when p < {ALPHA}, otherwise it is within noise.",
+            "",
+            *_table(
+                [
+                    "Rate",
+                    previous_title,
+                    latest_title,
+                    "Paired apps",
+                    "Pass → fail",
+                    "Fail → pass",
+                    "p-value",
+                    "Verdict",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    return out

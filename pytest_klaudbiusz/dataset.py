@@ -1,0 +1,101 @@
+"""The evaluated app corpus as a dataset: a digest of the apps' contents.
+
+Two evaluations whose apps hold the same files (names and bytes) get the same digest,
+wherever the apps folder is and whatever its files' timestamps; any change to any app's
+source, manifest, lockfile or generation data gives another. Dependencies and build output
+(``node_modules``, ``dist``, ``.venv``, ...) and ``.git`` are left out: they are installed
+or produced, not generated. Computed on the controller from the files alone; the digest
+goes into ``report["run"]["dataset"]`` and, when tracked, becomes the MLflow dataset
+input of the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .scoring import NOT_SOURCE_DIRS
+
+#: MLflow stores dataset digests in a 36-character column: 32 hex digits (128 bits of
+#: SHA-256) fit everywhere and are far beyond accidental collisions.
+DIGEST_CHARS = 32
+EXCLUDED_DIRS = NOT_SOURCE_DIRS | {".git", ".hg", ".svn", ".pytest_cache", ".mypy_cache"}
+EXCLUDED_FILES = frozenset({".DS_Store", "Thumbs.db"})
+
+
+def _entries(app_dir: Path) -> list[tuple[str, os.DirEntry[str]]]:
+    """(path relative to the app, POSIX form; its directory entry), sorted by path.
+    Symlinks are entries of their own, never followed."""
+    found: list[tuple[str, os.DirEntry[str]]] = []
+    pending = [("", str(app_dir))]
+    while pending:
+        prefix, folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # an unreadable folder: its files cannot be hashed, nor copied
+        for entry in entries:
+            relative = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in EXCLUDED_DIRS:
+                    pending.append((relative + "/", entry.path))
+            elif entry.name not in EXCLUDED_FILES and not entry.name.endswith((".pyc", ".pyo")):
+                found.append((relative, entry))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+def _content_hash(entry: os.DirEntry[str]) -> tuple[bytes, int]:
+    """SHA-256 of a file's bytes (or of a link's target text) and the number of bytes."""
+    try:
+        if entry.is_symlink():
+            target = os.readlink(entry.path).encode("utf-8", "surrogateescape")
+            return hashlib.sha256(b"link:" + target).digest(), 0
+        with open(entry.path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            return hashlib.file_digest(handle, "sha256").digest(), size
+    except OSError as exc:  # unreadable: its name and the reason still count
+        return hashlib.sha256(f"unreadable:{exc.errno}".encode()).digest(), 0
+
+
+def _framed(tag: bytes, text: str) -> bytes:
+    data = text.encode("utf-8", "surrogateescape")
+    return tag + len(data).to_bytes(4, "big") + data
+
+
+def corpus_digest(app_dirs: Iterable[Path]) -> dict[str, Any]:
+    """``{"digest", "apps", "files", "bytes"}`` of the apps (order does not matter)."""
+    total = hashlib.sha256(b"klaudbiusz-corpus-v1")
+    n_apps = n_files = n_bytes = 0
+    for app_dir in sorted(app_dirs, key=lambda p: p.name):
+        n_apps += 1
+        total.update(_framed(b"A", app_dir.name))
+        for relative, entry in _entries(app_dir):
+            content, size = _content_hash(entry)
+            total.update(_framed(b"F", relative) + content)
+            n_files += 1
+            n_bytes += size
+    return {
+        "digest": total.hexdigest()[:DIGEST_CHARS],
+        "apps": n_apps,
+        "files": n_files,
+        "bytes": n_bytes,
+    }
+
+
+def dataset_info(app_dirs: Iterable[Path], apps_dir: Path | None, rootdir: Path) -> dict[str, Any]:
+    """The run's dataset record: a name (the apps folder, relative to the rootdir when it is
+    inside it), where the apps are, and the corpus digest."""
+    name, source = "apps", None
+    if apps_dir is not None:
+        source = str(apps_dir)
+        try:
+            relative = apps_dir.resolve().relative_to(rootdir.resolve()).as_posix()
+        except ValueError:
+            relative = "."
+        name = relative if relative != "." else apps_dir.name or "apps"
+    return {"name": name, "source": source, **corpus_digest(app_dirs)}
