@@ -335,8 +335,6 @@ class EvaluationController:
 
     def load_generation_results(self) -> None:
         """``--klaud-generation-results``, read and checked before any app runs."""
-        from .generation import GenerationResultsError, load_generation_results
-
         option = self.config.getoption("klaud_generation_results")
         ini = self.config.getini("klaud_generation_results")
         if option:
@@ -345,6 +343,8 @@ class EvaluationController:
             path = _ini_path(self.config, ini)
         else:
             return
+        from .generation import GenerationResultsError, load_generation_results
+
         try:
             self.generation_results = load_generation_results(path)
         except GenerationResultsError as exc:
@@ -420,9 +420,6 @@ class EvaluationController:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from .render import write_reports
-        from .report import build_report
-
         if self.usage_error:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if not self.session.active or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
@@ -430,6 +427,8 @@ class EvaluationController:
         from .dataset import dataset_info
         from .generation import apply_generation_results, model_of
         from .hooks import call_summary_hook
+        from .render import write_reports
+        from .report import build_report
 
         results = self.session.results()
         if self.generation_results is not None:
@@ -476,10 +475,10 @@ class EvaluationController:
             self.tracking_error = str(exc)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from .render import render_terminal_summary
-
         if self.report is None:
             return
+        from .render import render_terminal_summary
+
         tr = terminalreporter
         tr.write_sep("=", f"klaudbiusz evaluation ({self.settings.mode})")
         for line in render_terminal_summary(self.report, str(self.settings.report_dir)):
