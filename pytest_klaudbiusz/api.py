@@ -89,7 +89,7 @@ class EvaluationTracker:
 
     def _mlflow(self) -> tracking.MlflowTracker:
         if self._tracker is None:
-            with tracking._quiet_mlflow():
+            with tracking.quiet_mlflow():
                 self._tracker = tracking.MlflowTracker(self.tracking_uri, self.experiment_name)
         return self._tracker
 
@@ -121,7 +121,7 @@ class EvaluationTracker:
             "mlflow_version": mlflow.__version__,
         }
         tracker = self._mlflow()
-        with tracking._quiet_mlflow():
+        with tracking.quiet_mlflow():
             self.run_id = tracker.create_run(name, {**versions, **tags}, start_time=_now_ms())
         self._fluent = self._activate(self.run_id)
         return self.run_id
@@ -140,7 +140,7 @@ class EvaluationTracker:
         self._previous_uri = mlflow.get_tracking_uri() if was_set else None
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
-            with tracking._quiet_mlflow():
+            with tracking.quiet_mlflow():
                 mlflow.start_run(run_id=run_id)
         except Exception:  # the run is still usable through this tracker
             self._restore_uri()
@@ -218,7 +218,7 @@ class EvaluationTracker:
             active = mlflow.active_run()
             try:
                 if active is not None and active.info.run_id == run_id:
-                    with tracker._wrap("finishing the run"), tracking._quiet_mlflow():
+                    with tracker._wrap("finishing the run"), tracking.quiet_mlflow():
                         mlflow.end_run(status)
                     return
             finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import gates
 from .model import CHECKS, RATES
+from .render import markdown_cell, markdown_table
 
 #: Significance level of the McNemar test.
 ALPHA = 0.05
@@ -500,16 +501,6 @@ _MARKS = {
 }
 
 
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return lines
-
-
 def render_markdown(
     comparison: Comparison, level: str = "##", sections: Sequence[str] | None = None
 ) -> list[str]:
@@ -530,15 +521,15 @@ def render_markdown(
         out += [
             f"{level} Recent runs",
             "",
-            f"{_cell(c.scope)}.",
+            f"{markdown_cell(c.scope)}.",
             "",
-            *_table(header, rows),
+            *markdown_table(header, rows),
             "",
         ]
     if "metrics" in wanted:
         header = ["Metric", *(f"#{i} {r.mode}" for i, r in enumerate(c.runs, 1))]
         rows = [[m, *(fmt(m, r.metrics.get(m)) for r in c.runs)] for m in metrics]
-        out += [f"{level} Metrics", "", *_table(header, rows), ""]
+        out += [f"{level} Metrics", "", *markdown_table(header, rows), ""]
     if "latest" in wanted:
         out += [f"{level} {c.heading}", ""]
         if c.latest is None or c.previous is None:
@@ -558,17 +549,17 @@ def render_markdown(
                     [m, fmt(m, c.latest.metrics.get(m)), fmt(m, c.previous.metrics.get(m)), shown]
                 )
             out += [
-                f"{latest_title}: `{c.latest.name}` ({_cell(c.latest.ref)}); "
-                f"{previous_title.lower()}: `{c.previous.name}` ({_cell(c.previous.ref)}).",
+                f"{latest_title}: `{c.latest.name}` ({markdown_cell(c.latest.ref)}); "
+                f"{previous_title.lower()}: `{c.previous.name}` ({markdown_cell(c.previous.ref)}).",
                 "",
-                *_table(["Metric", latest_title, previous_title, "Change"], rows),
+                *markdown_table(["Metric", latest_title, previous_title, "Change"], rows),
                 "",
             ]
     if "modes" in wanted and (len({r.mode for r in c.runs}) > 1 or c.mode):
         groups = mode_means(c.runs, metrics)
         header = ["Metric", *(f"{mode} ({n} run{'s' * (n != 1)})" for mode, n, _ in groups)]
         rows = [[m, *(fmt(m, means[m]) for _, _, means in groups)] for m in metrics]
-        out += [f"{level} Mean by mode", "", *_table(header, rows), ""]
+        out += [f"{level} Mean by mode", "", *markdown_table(header, rows), ""]
     if "apps" in wanted:
         out += [f"{level} Apps: {latest_title.lower()} vs {previous_title.lower()}", ""]
         moves = c.moves
@@ -586,7 +577,11 @@ def render_markdown(
                 f"{moves.common} apps evaluated in both runs: {len(moves.regressed)} regressed, "
                 f"{len(moves.fixed)} fixed, {len(moves.new)} new, {len(moves.gone)} gone.",
                 "",
-                *(_table(["App", "Change", "Checks"], rows) if rows else ["No app changed."]),
+                *(
+                    markdown_table(["App", "Change", "Checks"], rows)
+                    if rows
+                    else ["No app changed."]
+                ),
                 "",
             ]
     tests = c.tests if "tests" in wanted else []
@@ -610,7 +605,7 @@ def render_markdown(
             "Exact McNemar test on the apps evaluated in both runs: a change is called real"
             f" when p < {ALPHA}, otherwise it is within noise.",
             "",
-            *_table(
+            *markdown_table(
                 [
                     "Rate",
                     previous_title,

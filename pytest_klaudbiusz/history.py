@@ -8,19 +8,17 @@ SQLite; bounded ones milliseconds).
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from .compare import RunRecord
 from .render import FILE_NAMES, load_report
+from .tracking import display_uri, error_reason, quiet_mlflow, sqlite_file, store_lock
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -32,54 +30,6 @@ _SAFE_VALUE = re.compile(r"[^'\\]*")
 
 class HistoryError(Exception):
     """Reading the history failed; the message is one line saying what to do."""
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    import mlflow  # noqa: F401  (configures its loggers on import: do that first)
-
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def _sqlite_file(uri: str) -> Path | None:
-    parts = urlsplit(uri)
-    path = unquote(parts.path)[1:]
-    if parts.scheme != "sqlite" or path in ("", ":memory:"):
-        return None
-    return Path(path)
-
-
-@contextmanager
-def _store_lock(db: Path | None) -> Iterator[None]:
-    """The lock ``tracking`` takes while a SQLite store may be initialised: opening a store
-    that another process is creating right now must wait for it."""
-    if db is None:
-        yield
-        return
-    import fcntl
-
-    with Path(f"{db}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        yield
-
-
-def _display(uri: str) -> str:
-    """The URI without credentials (``user:password@``), for messages."""
-    return re.sub(r"//[^/@\s]+@", "//", uri)
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    text = re.sub(r"//[^/@\s]+@", "//", text)  # no credentials in messages
-    return text[:200] or type(exc).__name__
 
 
 def _iso(ms: int | None) -> str:
@@ -99,13 +49,13 @@ class History:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri, self.experiment = uri, experiment
-        db = _sqlite_file(uri)
+        db = sqlite_file(uri)
         if db is not None and not db.is_file():
             raise HistoryError(
                 f"no MLflow store at {db}: run an evaluation with tracking first, or point"
                 " --klaud-tracking-uri / MLFLOW_TRACKING_URI at the store"
             )
-        with self._wrap("opening the tracking store"), _store_lock(db):
+        with self._wrap("opening the tracking store"), store_lock(uri):
             from mlflow.tracking import MlflowClient
 
             self.client: MlflowClient = MlflowClient(tracking_uri=uri)
@@ -114,14 +64,14 @@ class History:
     @contextmanager
     def _wrap(self, step: str) -> Iterator[None]:
         try:
-            with _quiet():
+            with quiet_mlflow():
                 yield
         except HistoryError:
             raise
         except Exception as exc:
             raise HistoryError(
-                f"MLflow {step} failed at {_display(self.uri)}"
-                f" ({_reason(exc)}): check --klaud-tracking-uri / MLFLOW_TRACKING_URI"
+                f"MLflow {step} failed at {display_uri(self.uri)}"
+                f" ({error_reason(exc)}): check --klaud-tracking-uri / MLFLOW_TRACKING_URI"
             ) from exc
 
     def experiment_id(self) -> str:
@@ -130,7 +80,8 @@ class History:
                 found = self.client.get_experiment_by_name(self.experiment)
             if found is None or found.lifecycle_stage == "deleted":
                 raise HistoryError(
-                    f"MLflow experiment {self.experiment!r} does not exist at {_display(self.uri)}:"
+                    f"MLflow experiment {self.experiment!r} does not exist at"
+                    f" {display_uri(self.uri)}:"
                     " check --klaud-experiment / MLFLOW_EXPERIMENT_NAME and the tracking URI"
                 )
             self._experiment_id = str(found.experiment_id)
@@ -159,7 +110,7 @@ class History:
         from mlflow.exceptions import MlflowException
 
         try:
-            with _quiet():
+            with quiet_mlflow():
                 run = self.client.get_run(run_id)
         except MlflowException as exc:
             if exc.error_code in (
@@ -168,18 +119,22 @@ class History:
                 "INVALID_PARAMETER_VALUE",
             ):
                 raise HistoryError(
-                    f"MLflow run {run_id} does not exist at {_display(self.uri)}"
+                    f"MLflow run {run_id} does not exist at {display_uri(self.uri)}"
                 ) from None
-            raise HistoryError(f"reading MLflow run {run_id} failed ({_reason(exc)})") from None
+            raise HistoryError(
+                f"reading MLflow run {run_id} failed ({error_reason(exc)})"
+            ) from None
         except Exception as exc:
-            raise HistoryError(f"reading MLflow run {run_id} failed ({_reason(exc)})") from None
+            raise HistoryError(
+                f"reading MLflow run {run_id} failed ({error_reason(exc)})"
+            ) from None
         return self._record(run)
 
     def report(self, run_id: str) -> dict[str, Any] | None:
         """The run's ``evaluation_report.json``, or None when it has none (or not a valid one)."""
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                with _quiet():
+                with quiet_mlflow():
                     local = self.client.download_artifacts(run_id, REPORT_ARTIFACT, tmp)
             except Exception:
                 return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Generator, Mapping
 from contextlib import suppress
@@ -304,7 +303,9 @@ def _open_history(uri: str, experiment: str) -> History:
 
 def _display(uri: str) -> str:
     """The URI without credentials (``user:password@``), for what is printed."""
-    return re.sub(r"//[^/@\s]+@", "//", uri)
+    from .tracking import display_uri
+
+    return display_uri(uri)
 
 
 def _use_color(config: pytest.Config) -> bool:

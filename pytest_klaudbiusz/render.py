@@ -50,13 +50,13 @@ def _num(value: float | None, fmt: str = ".1f", unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
 
 
-def _cell(value: object) -> str:
+def markdown_cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in rows]
     return lines
 
 
@@ -102,9 +102,9 @@ def _executive_summary(report: dict[str, Any]) -> list[str]:
         "",
         "Rates are over the evaluated apps each check applies to; n/a means it applied to none.",
         "",
-        *_table(("Rate", "Value", "Passed / checked"), rates),
+        *markdown_table(("Rate", "Value", "Passed / checked"), rates),
         "",
-        *_table(("Metric", "Value"), overview),
+        *markdown_table(("Metric", "Value"), overview),
     ]
 
 
@@ -119,7 +119,7 @@ def _stage_funnel(apps: list[AppResult]) -> list[str]:
         "",
         f"Stage outcomes over the {len(evaluated)} evaluated apps.",
         "",
-        *_table(("Stage", "Passed", "Failed", "Skipped", "Not applicable"), rows),
+        *markdown_table(("Stage", "Passed", "Failed", "Skipped", "Not applicable"), rows),
     ]
 
 
@@ -129,7 +129,7 @@ def _quality_distribution(apps: list[AppResult]) -> list[str]:
         if app.status is AppStatus.EVALUATED:
             n = len(app.issues)
             buckets["0" if n == 0 else "1-2" if n <= 2 else "3-4" if n <= 4 else "5+"] += 1
-    return ["## Quality distribution", "", *_table(("Issues", "Apps"), buckets.items())]
+    return ["## Quality distribution", "", *markdown_table(("Issues", "Apps"), buckets.items())]
 
 
 def _devx(apps: list[AppResult]) -> list[str]:
@@ -144,13 +144,13 @@ def _devx(apps: list[AppResult]) -> list[str]:
         if a.status is AppStatus.EVALUATED
     ]
     header = ("App", "Local runability", "Deployability", "Failed criteria")
-    return ["## DevX stars", "", *_table(header, rows)]
+    return ["## DevX stars", "", *markdown_table(header, rows)]
 
 
 def _common_issues(apps: list[AppResult]) -> list[str]:
     counts = Counter(issue for a in apps for issue in a.issues)
     rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    body = _table(("Issue", "Count"), rows) if rows else ["No issues."]
+    body = markdown_table(("Issue", "Count"), rows) if rows else ["No issues."]
     return ["## Most common issues", "", *body]
 
 
@@ -166,7 +166,7 @@ def _attention(apps: list[AppResult]) -> list[str]:
     not_run = [a.app_name for a in apps if a.status is AppStatus.NOT_RUN]
     lines = ["## Apps needing attention", ""]
     if failing:
-        lines += _table(("App", "Template", "Failed checks", "Issues"), failing)
+        lines += markdown_table(("App", "Template", "Failed checks", "Issues"), failing)
     else:
         lines.append("Every evaluated app passed every applicable check.")
     if infra:
@@ -176,7 +176,7 @@ def _attention(apps: list[AppResult]) -> list[str]:
             "",
             "The harness or the machine failed; these apps are counted but not rated.",
             "",
-            *_table(("App", "Error"), infra),
+            *markdown_table(("App", "Error"), infra),
         ]
     if not_run:
         lines += ["", "### Not run", "", "Collected but never run: " + ", ".join(not_run) + "."]
@@ -203,7 +203,7 @@ def _generation(report: dict[str, Any]) -> list[str]:
         f"{with_data} of {summary['total_apps']} apps have generation data; "
         "each average is over the apps that report that value.",
         "",
-        *_table(("Metric", "Value"), rows),
+        *markdown_table(("Metric", "Value"), rows),
     ]
 
 
@@ -235,7 +235,7 @@ def _run(report: dict[str, Any]) -> list[str]:
         keys = ("mlflow_run_id", "tracking_uri", "experiment")
         rows += [(key, run.get(key) or "n/a") for key in keys]
     rows.append(("schema_version", report["schema_version"]))
-    return ["## Run", "", *_table(("Field", "Value"), rows)]
+    return ["## Run", "", *markdown_table(("Field", "Value"), rows)]
 
 
 def _quality_gate_and_trend(report: dict[str, Any]) -> list[str]:

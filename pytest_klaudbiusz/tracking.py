@@ -115,7 +115,7 @@ def check_tracking_uri(uri: str, environ: Mapping[str, str]) -> None:
                 " sqlite:///<path>/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true"
             )
     elif scheme == "sqlite":
-        db = _sqlite_file(uri)
+        db = sqlite_file(uri)
         if db is not None and not db.parent.is_dir():
             raise TrackingError(
                 f"folder {str(db.parent)!r} of the tracking database does not exist:"
@@ -123,7 +123,7 @@ def check_tracking_uri(uri: str, environ: Mapping[str, str]) -> None:
             )
     elif scheme not in SQL_SCHEMES:
         raise TrackingError(
-            f"unsupported MLflow tracking URI {_display(uri)!r}: use sqlite:///<path>/mlflow.db,"
+            f"unsupported MLflow tracking URI {display_uri(uri)!r}: use sqlite:///<path>/mlflow.db,"
             " http(s)://<server>, databricks, or a postgresql/mysql/mssql URL"
         )
 
@@ -134,7 +134,8 @@ def _check_server(parts: SplitResult) -> None:
         socket.create_connection((parts.hostname or "", port), CONNECT_TIMEOUT_SEC).close()
     except (OSError, ValueError) as exc:
         raise TrackingError(
-            f"MLflow tracking server {_display(parts.geturl())} is unreachable ({_reason(exc)}):"
+            f"MLflow tracking server {display_uri(parts.geturl())} is unreachable"
+            f" ({error_reason(exc)}):"
             " start it, fix --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
         ) from None
 
@@ -151,7 +152,8 @@ def _check_databricks_host(host: str) -> None:
         pass
     except (OSError, ValueError) as exc:
         raise TrackingError(
-            f"Databricks host {url} does not answer ({_reason(exc)}): check DATABRICKS_HOST and"
+            f"Databricks host {url} does not answer ({error_reason(exc)}):"
+            " check DATABRICKS_HOST and"
             " your network, or pass --klaud-no-tracking"
         ) from None
 
@@ -235,7 +237,7 @@ class MlflowTracker:
         self.experiment = experiment
         # The client initialises the store; several processes creating a fresh mlflow.db
         # at once corrupt it for good, so that first touch happens under a file lock.
-        with self._wrap("opening the tracking store"), _store_lock(uri):
+        with self._wrap("opening the tracking store"), store_lock(uri):
             self.client: MlflowClient = MlflowClient(tracking_uri=uri)
 
     def open_run(self, report: Mapping[str, Any]) -> str:
@@ -316,7 +318,7 @@ class MlflowTracker:
 
     def _artifact_location(self) -> str | None:
         """Beside a SQLite database; MLflow would use ``./mlruns`` of the current directory."""
-        db = _sqlite_file(self.uri)
+        db = sqlite_file(self.uri)
         if db is None:
             return None  # the server or workspace decides
         folder = re.sub(r"[^\w.-]+", "_", self.experiment).strip("_")
@@ -326,7 +328,7 @@ class MlflowTracker:
         if isinstance(exc, TrackingError):
             return exc
         return TrackingError(
-            f"MLflow {step} failed at {_display(self.uri)} ({_reason(exc)}): {_ADVICE}"
+            f"MLflow {step} failed at {display_uri(self.uri)} ({error_reason(exc)}): {_ADVICE}"
         )
 
     @contextmanager
@@ -375,7 +377,7 @@ def log_report(
     ``on_run_id`` runs between opening and completing the run, so the caller can put the
     run id into the report files before they are uploaded.
     """
-    with _quiet_mlflow():
+    with quiet_mlflow():
         import mlflow
 
         report["run"]["mlflow_version"] = mlflow.__version__  # known only now: it is imported
@@ -392,7 +394,7 @@ def log_report(
 
 
 @contextmanager
-def _quiet_mlflow() -> Iterator[None]:
+def quiet_mlflow() -> Iterator[None]:
     """MLflow's own chatter (store set-up logs, pandas warnings from log_table) is not the
     user's business: the plugin reports what happened in one line."""
     import mlflow  # noqa: F401  (it configures its loggers on import: do that first)
@@ -408,7 +410,7 @@ def _quiet_mlflow() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _sqlite_file(uri: str) -> Path | None:
+def sqlite_file(uri: str) -> Path | None:
     """The database file of a SQLite URI (``sqlite:////abs/x.db``, ``sqlite:///rel.db``)."""
     parts = urlsplit(uri)
     path = unquote(parts.path)[1:]
@@ -417,8 +419,8 @@ def _sqlite_file(uri: str) -> Path | None:
     return Path(path)
 
 
-def _store_lock(uri: str) -> AbstractContextManager[None]:
-    db = _sqlite_file(uri)
+def store_lock(uri: str) -> AbstractContextManager[None]:
+    db = sqlite_file(uri)
     return nullcontext() if db is None else _flock(Path(f"{db}.lock"))
 
 
@@ -441,7 +443,7 @@ def _ms(timestamp: str) -> int:
     return round(moment.timestamp() * 1000)
 
 
-def _display(uri: str) -> str:
+def display_uri(uri: str) -> str:
     """The URI without credentials (``user:password@``), for messages."""
     parts = urlsplit(uri)
     if "@" not in parts.netloc:
@@ -449,7 +451,7 @@ def _display(uri: str) -> str:
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
     """A short cause: "connection refused", "timed out", or the first 200 characters."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
