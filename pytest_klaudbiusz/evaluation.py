@@ -47,8 +47,11 @@ class EvalOptions:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
 
 
-def log_tail(path: Path, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
-    """The end of a log, bounded however much the app printed."""
+def log_tail(
+    path: Path, secrets: tuple[str, ...] = (), lines: int = TAIL_LINES, chars: int = TAIL_CHARS
+) -> str:
+    """The end of a log, bounded however much the app printed, with secret values redacted
+    (the tail ends up in reports, terminal lines, JUnit XML and MLflow artifacts)."""
     if not path.exists():
         return ""
     with open(path, "rb") as handle:
@@ -56,7 +59,18 @@ def log_tail(path: Path, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> st
         size = handle.tell()
         handle.seek(max(0, size - 4 * chars))
         text = handle.read().decode("utf-8", errors="replace")
+    for secret in secrets:
+        text = text.replace(secret, "[REDACTED]")
     return "\n".join(text.splitlines()[-lines:])[-chars:]
+
+
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL", re.IGNORECASE)
+
+
+def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Values given to the app that must never be printed: those of secret-looking names."""
+    values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6}
+    return tuple(sorted(values, key=len, reverse=True))  # longest first: no partial leftovers
 
 
 def _skipped(name: str, reason: str) -> StageOutcome:
@@ -75,6 +89,7 @@ class _Run:
             manifest_env=plan.env, passthrough=options.env_passthrough,
         )  # fmt: skip
         self.details: dict[str, Any] = {"port": self.port}
+        self.secrets = secret_values(self.env)
 
     def command_stage(self, name: str, *, absent: Outcome, absent_reason: str = "") -> StageOutcome:
         command = self.plan.commands.get(name)
@@ -84,7 +99,7 @@ class _Run:
         result = self.processes.run(
             command, self.workdir, self.env, log, self.options.timeout(name)
         )
-        tail = log_tail(log)
+        tail = log_tail(log, self.secrets)
         if result.exit_code == 127 and (program := missing_program(command, self.env)):
             raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
         if result.timed_out:
@@ -133,7 +148,7 @@ class _Run:
             )
             stages = [runtime, *self._data_skipped("runtime failed")]
         self.processes.kill_all()
-        stages[0].log_tail = log_tail(log)
+        stages[0].log_tail = log_tail(log, self.secrets)
         return stages
 
     def _data_skipped(self, reason: str) -> list[StageOutcome]:
