@@ -59,9 +59,6 @@ class EvaluationSession:
                 error=message,
             )
 
-    def is_app_test(self, nodeid: str) -> bool:
-        return nodeid in self._expected
-
     def results(self) -> list[AppResult]:
         results = dict(self._results)
         for app_dir in self._expected.values():
