@@ -208,6 +208,12 @@ def test_find_secrets_lists_every_file_sorted(tmp_path: Path) -> None:
     assert find_secrets(tmp_path) == ["a/c.ts", "b.py"]
 
 
+def test_a_placeholder_does_not_hide_a_real_secret_after_it(tmp_path: Path) -> None:
+    write(tmp_path, {"config.js": 'const apiKey = "your-key-here";\n'
+                                  'const token = "abc123def456ghi";\n'})  # fmt: skip
+    assert find_secrets(tmp_path) == ["config.js"]
+
+
 # --- devx criteria ------------------------------------------------------------------
 
 LOCAL = (
