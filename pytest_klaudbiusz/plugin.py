@@ -8,11 +8,14 @@ and logs one MLflow run. mlflow is imported only when a run is tracked.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import uuid
 from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,15 +29,20 @@ from .settings import (
     SettingsError,
     check_apps_dir,
     check_report_dir,
+    parse_count,
     parse_mode,
     parse_timeouts,
 )
+
+if TYPE_CHECKING:
+    from .outbox import OutboxEntry
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
 APP_KEY = pytest.StashKey[KlaudApp]()
 NO_APPS_DIR_KEY = pytest.StashKey[str]()
 NO_APPS_DIR = "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
+UPLOAD_OUTBOX = "<outbox>"  # --klaud-upload without a report
 
 
 def _utc_now() -> str:
@@ -111,8 +119,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--klaud-upload",
         None,
-        "log a saved evaluation_report.json to MLflow and exit",
+        "log a saved evaluation_report.json to MLflow and exit; without REPORT, send the"
+        " evaluations waiting in the outbox",
         metavar="REPORT",
+        nargs="?",
+        const=UPLOAD_OUTBOX,
+    )
+    add(
+        "--klaud-outbox",
+        "klaud_outbox",
+        "where evaluations wait until MLflow has them (default: .klaud-outbox/ in the rootdir)",
+        metavar="DIR",
+    )
+    add(
+        "--klaud-allow-infra-errors",
+        "klaud_allow_infra_errors",
+        "infrastructure errors tolerated before the session fails (default 0)",
+        metavar="N",
     )
     add(
         "--klaud-generation-results",
@@ -161,6 +184,10 @@ def _settings(config: pytest.Config) -> Settings:
         model_version=value("klaud_model_version") or "unknown",
         timeouts=parse_timeouts(items("klaud_timeout", "klaud_timeouts")),
         env_passthrough=tuple(items("klaud_env_passthrough", "klaud_env_passthrough")),
+        outbox_dir=path("klaud_outbox") or config.rootpath / ".klaud-outbox",
+        allow_infra_errors=parse_count(
+            value("klaud_allow_infra_errors") or 0, "--klaud-allow-infra-errors"
+        ),
     )
 
 
@@ -193,19 +220,42 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
     try:
         settings = _settings(config)
-        report = Path(config.invocation_params.dir, upload)
-        load_report(report)  # a bad report is refused before MLflow is touched
+        if upload != UPLOAD_OUTBOX:
+            path = Path(config.invocation_params.dir, upload)
+            report = load_report(path)  # a bad report is refused before MLflow is touched
     except ValueError as exc:  # SettingsError included
         raise pytest.UsageError(str(exc)) from None
     uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
+    tracking.configure_mlflow_environment(os.environ)
+    if upload == UPLOAD_OUTBOX:
+        return _upload_outbox(settings.outbox_dir, uri)
     experiment = tracking.resolve_experiment(settings.experiment, os.environ)
     mode = settings.mode if config.getoption("klaud_mode") else None  # explicit: relabel
-    try:  # the API's code path: the same run as the plugin's, attachments included
-        run_id = track_evaluation(report, mode, tracking_uri=uri, experiment_name=experiment)
+    try:
+        run_id = None if mode else tracking.logged_run(report, uri, experiment)
+        if run_id:
+            print(f"{upload} is already in MLflow as run {run_id}: not logged again")
+            return 0
+        # the API's code path: the same run as the plugin's, attachments included
+        run_id = track_evaluation(path, mode, tracking_uri=uri, experiment_name=experiment)
     except tracking.TrackingError as exc:
         raise pytest.UsageError(str(exc)) from None
-    print(f"logged {upload} as MLflow run {run_id} ({experiment} at {uri})")
+    print(f"logged {upload} as MLflow run {run_id} ({experiment} at {tracking.display_uri(uri)})")
     return 0
+
+
+def _upload_outbox(folder: Path, uri: str) -> int:
+    """``--klaud-upload`` alone: send what waits in the outbox for this tracking target."""
+    from .outbox import Outbox, describe, send_waiting
+
+    outbox = Outbox(folder)
+    if not outbox.entries():
+        print(f"the outbox {folder} is empty: nothing to upload")
+        return 0
+    deliveries, elsewhere = send_waiting(outbox, uri)
+    for line in describe(deliveries, elsewhere):
+        print(line)
+    return 1 if any(d.error for d in deliveries) else 0
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -222,11 +272,30 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[EVALUATED_KEY] = {}
+    if settings.apps_dir is not None:
+        _stop_on_sigterm(config)
     if not hasattr(config, "workerinput"):
         controller = EvaluationController(config, settings)
         controller.load_generation_results()
         config.pluginmanager.register(controller, "klaud-controller")
         config.pluginmanager.register(controller.quality, "klaud-quality")
+
+
+def _stop_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM (a cancelled CI job) stops the session as Ctrl-C does: the running apps'
+    processes are killed and the partial evaluation is reported, instead of dying mid-app."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -331,6 +400,9 @@ class EvaluationController:
         self.generation_results: dict[str, dict[str, Any]] | None = None
         self.generation_results_path: Path | None = None
         self.hook_problems: list[str] = []
+        self.outbox_entry: OutboxEntry | None = None
+        self.outbox_lines: list[str] = []
+        self.failures_besides_infra = 0  # failed tests that were not infrastructure errors
         self.quality = quality.QualityControl(config, settings, self)  # gates, baseline, trend
 
     def load_generation_results(self) -> None:
@@ -351,9 +423,13 @@ class EvaluationController:
             raise pytest.UsageError(str(exc)) from None
         self.generation_results_path = path
 
-    def _start_tracking(self) -> None:
-        """Resolve and check the tracking target before any app runs."""
+    def _before_apps_run(self) -> None:
+        """Find the baseline, check the tracking target, and become the subreaper that
+        inherits the processes of an app whose worker dies (``kill_strays``)."""
         self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
+        from .processes import become_subreaper
+
+        become_subreaper()
         if not self.settings.tracking or self.tracking_uri is not None:
             return
         from . import tracking
@@ -377,14 +453,14 @@ class EvaluationController:
             if callspec is not None and "klaud_app" in callspec.params:
                 self.session.expect(item.nodeid, callspec.params["klaud_app"])
         if self.session.active:
-            self._start_tracking()
+            self._before_apps_run()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.settings.apps_dir is not None and not self.config.option.collectonly:
             self.session.expect_ids(ids, discover_apps(self.settings.apps_dir))
         if self.session.active:
-            self._start_tracking()
+            self._before_apps_run()
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed and NO_APPS_DIR in str(report.longrepr):  # from an xdist worker
@@ -396,12 +472,18 @@ class EvaluationController:
             self.session.add(payload)
         elif report.failed and report.when in ("setup", "???"):
             lines = report.longreprtext.strip().splitlines() or ["no result"]
-            self.session.add_crash(report.nodeid, lines[-1])
+            if self.session.add_crash(report.nodeid, lines[-1]):
+                return
+        infra = payload is not None and payload.get("status") == AppStatus.INFRA_ERROR.value
+        if report.failed and not infra:
+            self.failures_besides_infra += 1
 
-    def _run_info(self, model_version: str) -> dict[str, Any]:
+    def _run_info(self, model_version: str, interrupted: bool) -> dict[str, Any]:
         apps_dir = self.settings.apps_dir
         commit, branch = git_revision(apps_dir or self.config.rootpath)
         return {
+            "evaluation_id": uuid.uuid4().hex,
+            "status": "interrupted" if interrupted else "finished",
             "mode": self.settings.mode,
             "started_at": self.started_at,
             "finished_at": _utc_now(),
@@ -425,18 +507,24 @@ class EvaluationController:
         if not self.session.active or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             return  # a usage error stops the session before any app runs: no report, no run
         from .dataset import dataset_info
+        from .processes import kill_strays
+
+        kill_strays()  # of apps whose xdist worker died or was stopped mid-app
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
         from .generation import apply_generation_results, model_of
         from .hooks import call_summary_hook
         from .render import write_reports
         from .report import build_report
 
-        results = self.session.results()
+        results = self.session.results(
+            "interrupted before its evaluation finished" if interrupted else None
+        )
         if self.generation_results is not None:
             apply_generation_results(results, self.generation_results)
         model_version = self.settings.model_version
         if model_version == "unknown":
             model_version = model_of(results) or "unknown"
-        run_info = self._run_info(model_version)
+        run_info = self._run_info(model_version, interrupted)
         run_info["generation_results"] = (
             str(self.generation_results_path) if self.generation_results_path else None
         )
@@ -455,24 +543,41 @@ class EvaluationController:
             )
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
-        if self.tracking_uri is None or self.experiment is None:
-            return
+        if self.tracking_uri is not None and self.experiment is not None:
+            self._track(report, self.tracking_uri, self.experiment)
+
+    def _track(self, report: dict[str, Any], uri: str, experiment: str) -> None:
+        """Log the run through the outbox: kept there until MLflow has it all, then any
+        evaluation an earlier session could not send goes too (announced in the summary)."""
         from . import tracking
+        from .outbox import Outbox, describe, send_waiting
+        from .render import write_reports
+
+        outbox = Outbox(self.settings.outbox_dir)
+        files = [*self.report_paths.values(), *self.quality.artifacts]
+        try:
+            self.outbox_entry = outbox.put(report, files, tracking.display_uri(uri), experiment)
+        except OSError as exc:  # sending is still worth a try
+            self.outbox_lines.append(
+                f"cannot keep the evaluation in the outbox {self.settings.outbox_dir}: "
+                f"{exc.strerror or exc}"
+            )
 
         def remember_run(run_id: str) -> None:
             report["run"]["mlflow_run_id"] = run_id
             write_reports(report, self.settings.report_dir)
 
         try:
-            tracking.log_report(
-                report,
-                [*self.report_paths.values(), *self.quality.artifacts],
-                self.tracking_uri,
-                self.experiment,
-                on_run_id=remember_run,
-            )
+            tracking.log_report(report, files, uri, experiment, on_run_id=remember_run)
         except tracking.TrackingError as exc:
             self.tracking_error = str(exc)
+            if self.outbox_entry is not None:
+                outbox.note_error(self.outbox_entry, self.tracking_error)
+            return
+        if self.outbox_entry is not None:
+            outbox.remove(self.outbox_entry)
+            self.outbox_entry = None
+        self.outbox_lines += describe(*send_waiting(outbox, uri))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:
@@ -489,11 +594,17 @@ class EvaluationController:
             tr.write_line(f"ERROR: {self.write_error}", red=True)
             return
         run_id = self.report["run"]["mlflow_run_id"]
+        for line in self.outbox_lines:
+            tr.write_line(line)
         if self.tracking_error:
-            report_json = self.report_paths["json"]
+            later = (
+                f"the evaluation waits in the outbox {self.outbox_entry.folder}; send it with"
+                " pytest --klaud-upload (the next tracked run sends it too)"
+                if self.outbox_entry is not None
+                else f"log them later with: pytest --klaud-upload {self.report_paths['json']}"
+            )
             tr.write_line(
-                f"MLflow tracking failed: {self.tracking_error} -- the reports are kept; "
-                f"log them later with: pytest --klaud-upload {report_json}",
+                f"MLflow tracking failed: {self.tracking_error} -- the reports are kept; {later}",
                 yellow=True,
             )
         elif run_id:

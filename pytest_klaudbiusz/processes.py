@@ -217,3 +217,27 @@ def missing_program(command: str, env: dict[str, str]) -> str | None:
         if tool in MACHINE_TOOLS and shutil.which(tool, path=env.get("PATH", "")) is None:
             return tool
     return None
+
+
+def kill_strays() -> int:
+    """Kill every process below this one that belongs to some app; returns how many.
+
+    An evaluation that ends normally leaves none (``AppProcesses.kill_all``), but an xdist
+    worker that is killed or crashes mid-app cannot clean up: its app's processes are
+    re-parented to the nearest subreaper, which is the controller once it has called
+    ``become_subreaper``, and they still carry ``TOKEN_VAR``.
+    """
+    pids = _descendant_pids()
+    if pids is None:
+        pids = [p.pid for p in psutil.Process().children(recursive=True)]
+    strays = []
+    for pid in pids:
+        with suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            proc = psutil.Process(pid)
+            if TOKEN_VAR in proc.environ():
+                strays.append(proc)
+    for proc in strays:
+        with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            proc.kill()
+    psutil.wait_procs(strays, timeout=2)
+    return len(strays)

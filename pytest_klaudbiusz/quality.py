@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from .settings import SettingsError, parse_count
+
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
     from . import compare, gates
     from .history import History
@@ -257,14 +259,10 @@ def _count(config: pytest.Config, option: str, ini: str, default: int, minimum: 
     raw = config.getoption(option)
     if raw in (None, -1):
         raw = config.getini(ini) or default
-    flag = "--" + option.replace("_", "-")
     try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise pytest.UsageError(f"{flag} {raw!r}: use a whole number") from None
-    if value < minimum:
-        raise pytest.UsageError(f"{flag} {raw!r}: use a whole number from {minimum}")
-    return value
+        return parse_count(raw, "--" + option.replace("_", "-"), minimum)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _path(config: pytest.Config, name: str) -> Path | None:
@@ -507,6 +505,7 @@ def compare_main(config: pytest.Config) -> int:
 class _Controller(Protocol):
     report: dict[str, Any] | None
     write_error: str | None
+    failures_besides_infra: int
 
 
 class QualityControl:
@@ -706,6 +705,42 @@ class QualityControl:
         ):
             failed = report["gate"]["verdict"] == "failed" and not gate.informational
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+        self._settle_infra_errors(session, report)
+
+    def _settle_infra_errors(self, session: pytest.Session, report: dict[str, Any]) -> None:
+        """Infrastructure errors fail the session, even when the gate passes: the evaluation
+        is incomplete through no fault of the apps. ``--klaud-allow-infra-errors N``
+        tolerates up to N (then they alone do not fail the session)."""
+        if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            return
+        infra = [a["app_name"] for a in report["apps"] if a["status"] == "infra_error"]
+        allowed = self.settings.allow_infra_errors
+        if len(infra) > allowed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            names = ", ".join(infra[:5]) + (", ..." if len(infra) > 5 else "")
+            self.notes.append(
+                (
+                    f"ERROR: {len(infra)} infrastructure error(s) ({names}), more than the"
+                    f" {allowed} allowed: the harness or the machine failed, not the apps. Fix"
+                    " the cause and rerun them with --klaud-rerun=infra, or tolerate some with"
+                    " --klaud-allow-infra-errors N",
+                    "red",
+                )
+            )
+        elif (
+            infra
+            and not self.gate_active
+            and session.exitstatus == pytest.ExitCode.TESTS_FAILED
+            and self.controller.failures_besides_infra == 0
+        ):
+            session.exitstatus = pytest.ExitCode.OK
+            self.notes.append(
+                (
+                    f"{len(infra)} infrastructure error(s) tolerated"
+                    f" (--klaud-allow-infra-errors {allowed}): {', '.join(infra)}",
+                    "yellow",
+                )
+            )
 
     def _baseline_comparison(self, report: dict[str, Any]) -> compare.Comparison | None:
         from . import compare

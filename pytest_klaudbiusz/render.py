@@ -254,6 +254,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     date = str(run.get("started_at") or "")[:10]
     sections = [
         [f"# App evaluation report: {run.get('mode', 'n/a')}, {date}"],
+        [f"> **{line}**" for line in _incomplete(report)],
         _executive_summary(report),
         _quality_gate_and_trend(report),
         _stage_funnel(apps),
@@ -300,6 +301,16 @@ def render_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def _incomplete(report: dict[str, Any]) -> list[str]:
+    if report["run"].get("status") != "interrupted":
+        return []
+    summary = report["summary"]
+    return [
+        f"INCOMPLETE: the evaluation was interrupted; {summary.get('not_run', 0)} of"
+        f" {summary['total_apps']} apps have no result"
+    ]
+
+
 def render_terminal_summary(report: dict[str, Any], report_dir: str) -> list[str]:
     """A short block for pytest's terminal summary."""
     summary, counts, run = report["summary"], report["counts"], report["run"]
@@ -313,6 +324,7 @@ def render_terminal_summary(report: dict[str, Any], report_dir: str) -> list[str
     ]
     width = max(len(name) for name, _, _ in rows)
     lines = [
+        *_incomplete(report),
         f"apps: {summary['total_apps']} total, {summary['evaluated']} evaluated, "
         f"{summary['infra_errors']} infra errors, {summary.get('not_run', 0)} not run",
         *(f"{name.ljust(width)}  {value:>6}{extra}" for name, value, extra in rows),

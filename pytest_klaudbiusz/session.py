@@ -48,18 +48,23 @@ class EvaluationSession:
             result.custom_metrics = {**previous.custom_metrics, **result.custom_metrics}
         self._results[result.app_name] = result
 
-    def add_crash(self, nodeid: str, message: str) -> None:
-        """A test of an app ended with no result: its worker died or the harness failed."""
+    def add_crash(self, nodeid: str, message: str) -> bool:
+        """A test of an app ended with no result: its worker died or the harness failed.
+        Returns whether ``nodeid`` is an app's test (its app is an infrastructure error)."""
         app_dir = self._expected.get(nodeid)
-        if app_dir is not None and app_dir.name not in self._results:
+        if app_dir is None:
+            return False
+        if app_dir.name not in self._results:
             self._results[app_dir.name] = AppResult(
                 app_name=app_dir.name,
                 app_dir=str(app_dir),
                 status=AppStatus.INFRA_ERROR,
                 error=message,
             )
+        return True
 
-    def results(self) -> list[AppResult]:
+    def results(self, not_run_reason: str | None = None) -> list[AppResult]:
+        """Every app collected; those without a result are ``not_run`` for the reason given."""
         results = dict(self._results)
         for app_dir in self._expected.values():
             if app_dir.name not in results:
@@ -67,7 +72,7 @@ class EvaluationSession:
                     app_name=app_dir.name,
                     app_dir=str(app_dir),
                     status=AppStatus.NOT_RUN,
-                    error="collected but never run (session stopped early)",
+                    error=not_run_reason or "collected but never run (session stopped early)",
                 )
         return sorted(results.values(), key=lambda r: r.app_name)
 

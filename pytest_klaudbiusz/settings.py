@@ -35,6 +35,8 @@ class Settings:
     model_version: str = "unknown"
     timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     env_passthrough: tuple[str, ...] = ()
+    outbox_dir: Path = Path(".klaud-outbox")
+    allow_infra_errors: int = 0
 
 
 def parse_mode(option: str | None, environ: Mapping[str, str], ini: str | None = None) -> str:
@@ -45,6 +47,17 @@ def parse_mode(option: str | None, environ: Mapping[str, str], ini: str | None =
             f"invalid mode {mode!r}: use letters, digits, '_', '-' and '.' (e.g. --klaud-mode=mcp)"
         )
     return mode
+
+
+def parse_count(raw: object, flag: str, minimum: int = 0) -> int:
+    """A whole number of at least ``minimum`` given as option or ini text."""
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise SettingsError(f"{flag} {raw!r}: use a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{flag} {raw!r}: use a whole number from {minimum}")
+    return value
 
 
 def parse_timeouts(items: Sequence[str]) -> dict[str, float]:

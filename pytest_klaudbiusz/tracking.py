@@ -69,6 +69,12 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([\w ]+)")
 _CREDENTIALS = re.compile(r"//[^/@\s]+@")  # user:password@ in URLs quoted by errors
 
 
+#: Tags a run with its report's ``run["evaluation_id"]``: how a resend finds it.
+EVALUATION_ID_TAG = "klaud_evaluation_id"
+#: End states of a run holding a whole evaluation (KILLED: an interrupted one, in full).
+COMPLETE_STATUSES = ("FINISHED", "KILLED")
+
+
 class TrackingError(Exception):
     """Tracking failed; the message is one line saying what failed and what to do."""
 
@@ -181,6 +187,7 @@ def run_tags(report: Mapping[str, Any]) -> dict[str, str]:
     run = report["run"]
     tags = {"mode": run["mode"], **{key: run.get(key) for key in REPRODUCIBILITY_TAGS}}
     tags["dataset_digest"] = (run.get("dataset") or {}).get("digest")
+    tags[EVALUATION_ID_TAG] = run.get("evaluation_id")
     return {k: str(v) for k, v in tags.items() if v not in (None, "")}
 
 
@@ -285,10 +292,28 @@ class MlflowTracker:
             step = "logging the apps table"
             self.client.log_table(run_id, data=apps_table(report), artifact_file="apps_table.json")
             step = "finishing the run"
-            self.client.set_terminated(run_id, "FINISHED", end_time=end_time)
+            status = "KILLED" if run.get("status") == "interrupted" else "FINISHED"
+            self.client.set_terminated(run_id, status, end_time=end_time)
         except Exception as exc:
             self.fail_run(run_id)
             raise self._error(step, exc) from exc
+
+    def logged_run(self, evaluation_id: str) -> str | None:
+        """The run already holding this evaluation in full, if any. Partial runs of it (a
+        send that failed or was killed half-way) are deleted: it is to be sent again whole."""
+        with self._wrap("looking for the evaluation's run"):
+            experiment = self.client.get_experiment_by_name(self.experiment)
+            if experiment is None:
+                return None
+            runs = self.client.search_runs(
+                [experiment.experiment_id], f"tags.{EVALUATION_ID_TAG} = '{evaluation_id}'"
+            )
+            for run in runs:
+                if run.info.status in COMPLETE_STATUSES:
+                    return str(run.info.run_id)
+            for run in runs:
+                self.client.delete_run(run.info.run_id)
+        return None
 
     def fail_run(self, run_id: str) -> None:
         """Best effort: mark the run FAILED (the store may be the thing that failed)."""
@@ -391,6 +416,16 @@ def log_report(
                 raise
         tracker.complete_run(run_id, report, files)
     return run_id
+
+
+def logged_run(report: Mapping[str, Any], uri: str, experiment: str) -> str | None:
+    """The id of the run MLflow already has for this report (see ``MlflowTracker.logged_run``);
+    None for a report without ``evaluation_id`` (written before there was one)."""
+    evaluation_id = str(report["run"].get("evaluation_id") or "")
+    if not re.fullmatch(r"[\w-]+", evaluation_id):  # absent, or not ours: quoted in a filter
+        return None
+    with quiet_mlflow():
+        return MlflowTracker(uri, experiment).logged_run(evaluation_id)
 
 
 @contextmanager
