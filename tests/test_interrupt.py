@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from mlflow.tracking import MlflowClient  # before pytester snapshots sys.modules
 from test_plugin import NO_TRACKING, make_app, make_suite, read_report
 
 WAIT_SEC = 120
@@ -127,8 +128,6 @@ def test_interrupted_evaluation_is_reported_incomplete_and_leaves_nothing_runnin
     markdown = (pytester.path / "app-eval" / "EVALUATION_REPORT.md").read_text()
     assert "INCOMPLETE: the evaluation was interrupted" in markdown
     assert "INCOMPLETE: the evaluation was interrupted" in session.output
-
-    from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=sqlite_tracking_uri)
     runs = client.search_runs(

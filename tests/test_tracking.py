@@ -431,19 +431,34 @@ def test_two_processes_initialise_a_fresh_sqlite_store_at_once(tmp_path: Path) -
 
 
 class CountingProxy(ThreadingHTTPServer):
-    """Forwards HTTP requests to ``upstream`` and records them; ``stop`` closes the port."""
+    """Forwards HTTP requests to ``upstream`` and records them; ``stop`` closes the port.
+
+    ``mode`` plays a broken server: "deny" answers 401 (refused credentials), "hang"
+    never answers, "drop" closes the connection unanswered (a server dying mid-run);
+    with ``healthy_until`` set, requests are forwarded until one whose path contains it
+    has been, and only then does ``mode`` apply."""
 
     def __init__(self, upstream: str) -> None:
         super().__init__(("127.0.0.1", 0), _Forward)
         self.upstream = urlsplit(upstream)
         self.requests: list[str] = []
+        self.mode = "forward"
+        self.healthy_until: str | None = None
+        self.stopping = threading.Event()
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def behaviour(self) -> str:
+        until = self.healthy_until
+        if until is not None and not any(until in r for r in self.requests[:-1]):
+            return "forward"
+        return self.mode
+
     def stop(self) -> None:
+        self.stopping.set()
         self.shutdown()
         self.server_close()
 
@@ -455,6 +470,16 @@ class _Forward(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         self.server.requests.append(f"{self.command} {self.path.partition('?')[0]}")
+        behaviour = self.server.behaviour()
+        if behaviour == "deny":
+            self.send_error(401, "Unauthorized: bad credentials")
+            return
+        if behaviour == "hang":
+            self.server.stopping.wait(120)
+            return
+        if behaviour == "drop":
+            self.close_connection = True
+            return
         assert "chunked" not in self.headers.get("Transfer-Encoding", "")
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         upstream = http.client.HTTPConnection(
