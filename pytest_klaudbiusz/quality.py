@@ -526,6 +526,7 @@ class QualityControl:
         self.artifacts: list[Path] = []  # more files for the MLflow run (the trend chart)
         self.notes: list[tuple[str, str | None]] = []
         self.usage_problem: str | None = None
+        self.infra_failed = False  # more infrastructure errors than allowed
         self._resolved = False
 
     @property
@@ -716,6 +717,7 @@ class QualityControl:
         infra = [a["app_name"] for a in report["apps"] if a["status"] == "infra_error"]
         allowed = self.settings.allow_infra_errors
         if len(infra) > allowed:
+            self.infra_failed = True
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             names = ", ".join(infra[:5]) + (", ..." if len(infra) > 5 else "")
             self.notes.append(
@@ -831,6 +833,10 @@ class QualityControl:
             if gate["verdict"] != gates.ERROR:
                 if gate.get("informational"):
                     tr.write_line("informational: the gate does not decide the exit status")
+                elif passed and self.infra_failed:
+                    tr.write_line(
+                        "the gate passed; the infrastructure errors make the exit status 1"
+                    )
                 else:
                     tr.write_line(
                         "the gate decides the exit status: "
