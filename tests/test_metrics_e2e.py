@@ -344,6 +344,7 @@ def test_tracked_run_holds_params_tags_metrics_dataset_and_apps_table(
         "mlflow_version": report_run["mlflow_version"],
         "command": report_run["command"],
         "dataset_digest": report_run["dataset"]["digest"],
+        "klaud_evaluation_id": report_run["evaluation_id"],
     }  # no git tags: the corpus copy is in no repository
     summary = corpus.report["summary"]
     assert run.data.metrics == {k: float(v) for k, v in summary.items() if v is not None}
@@ -426,7 +427,10 @@ def test_api_and_plugin_log_the_same_run(
             report_path, tracking_uri=mlflow_server.uri, experiment_name=experiment
         )
     # 2. pytest --klaud-upload: the way to log a report whose tracking failed
-    upload = run(pytester, "--klaud-upload", str(report_path), *tracking)
+    # (into another experiment: in this one, MLflow already has the evaluation, and
+    # --klaud-upload never logs an evaluation twice; tests/test_outbox.py checks that)
+    upload_experiment = ("--klaud-experiment", f"{experiment}-upload")
+    upload = run(pytester, "--klaud-upload", str(report_path), *tracking, *upload_experiment)
     assert upload.ret == 0, upload.stdout.str() + upload.stderr.str()
     match = re.search(r"as MLflow run (\w+) ", upload.stdout.str())
     assert match, upload.stdout.str()
@@ -460,7 +464,8 @@ def test_api_and_plugin_log_the_same_run(
         ]
         assert set(texts[rid]) == set(texts[plugin_run]) >= {*REPORT_FILES, "apps_table.json"}
         for name, text in texts[plugin_run].items():
-            assert without_run_id(name, texts[rid][name]) == without_run_id(name, text), name
+            copy = texts[rid][name].replace(f"{experiment}-upload".encode(), experiment.encode())
+            assert without_run_id(name, copy) == without_run_id(name, text), name
         uploaded = json.loads(texts[rid]["evaluation_report.json"].decode("utf-8"))
         assert uploaded["run"]["mlflow_run_id"] == rid  # each copy names its own run
     metrics = runs[plugin_run].data.metrics
