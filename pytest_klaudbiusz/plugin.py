@@ -121,6 +121,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " apps by folder name; an app's own generation_metrics.json wins",
         metavar="FILE",
     )
+    # --- sharded evaluations (sharding.py): a CI matrix, then one merge ---
+    add(
+        "--klaud-shard",
+        None,
+        "label this run as a shard of an evaluation (default with pytest-split: GROUP/SPLITS)",
+        metavar="NAME",
+    )
+    add(
+        "--klaud-parent-run",
+        None,
+        "log this shard as a child of the evaluation's MLflow run RUN_ID (from"
+        " --klaud-open-run; default: $KLAUD_PARENT_RUN_ID); --klaud-merge completes that run",
+        metavar="RUN_ID",
+    )
+    add(
+        "--klaud-open-run",
+        None,
+        "open the MLflow run of a sharded evaluation, print its id and exit",
+        action="store_true",
+    )
+    add(
+        "--klaud-merge",
+        None,
+        "merge the shards' evaluation_report.json files (or folders holding them) into one"
+        " report and one MLflow run, and exit; runs no apps",
+        nargs="+",
+        metavar="REPORT",
+    )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
 
 
@@ -183,6 +211,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if quality.wants_compare(config):  # --klaud-compare runs no apps
         _load_dotenv(config)
         return quality.compare_main(config)
+    if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
+        return _sharding_main(config)
     upload = config.getoption("klaud_upload")
     if not upload:
         return None
@@ -206,6 +236,20 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         raise pytest.UsageError(str(exc)) from None
     print(f"logged {upload} as MLflow run {run_id} ({experiment} at {uri})")
     return 0
+
+
+def _sharding_main(config: pytest.Config) -> int:
+    """``--klaud-merge`` / ``--klaud-open-run``: run no apps (see sharding.py)."""
+    _load_dotenv(config)
+    from . import sharding
+
+    try:
+        settings = _settings(config)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("klaud_merge"):
+        return sharding.merge_main(config, settings)
+    return sharding.open_run_main(config, settings)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -354,6 +398,9 @@ class EvaluationController:
     def _start_tracking(self) -> None:
         """Resolve and check the tracking target before any app runs."""
         self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
+        from . import sharding
+
+        sharding.check_shard(self.config, self.settings.tracking)  # a shard logs no run alone
         if not self.settings.tracking or self.tracking_uri is not None:
             return
         from . import tracking
@@ -399,6 +446,8 @@ class EvaluationController:
             self.session.add_crash(report.nodeid, lines[-1])
 
     def _run_info(self, model_version: str) -> dict[str, Any]:
+        from . import sharding
+
         apps_dir = self.settings.apps_dir
         commit, branch = git_revision(apps_dir or self.config.rootpath)
         return {
@@ -416,6 +465,7 @@ class EvaluationController:
             "tracking_uri": self.tracking_uri,
             "experiment": self.experiment,
             "mlflow_run_id": None,
+            **sharding.run_fields(self.config, apps_dir),  # the corpus, to merge shards
         }
 
     @pytest.hookimpl(trylast=True)
