@@ -6,14 +6,16 @@ source, manifest, lockfile or generation data gives another. Dependencies and bu
 (``node_modules``, ``dist``, ``.venv``, ...) and ``.git`` are left out: they are installed
 or produced, not generated. Computed on the controller from the files alone; the digest
 goes into ``report["run"]["dataset"]`` and, when tracked, becomes the MLflow dataset
-input of the run.
+input of the run. The corpus digest is a digest of the apps' own digests, so that a merge of
+shards evaluated on other machines recomputes it from what the shards recorded
+(``report["run"]["corpus"]``) without the apps.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,24 +69,41 @@ def _framed(tag: bytes, text: str) -> bytes:
     return tag + len(data).to_bytes(4, "big") + data
 
 
-def corpus_digest(app_dirs: Iterable[Path]) -> dict[str, Any]:
-    """``{"digest", "apps", "files", "bytes"}`` of the apps (order does not matter)."""
-    total = hashlib.sha256(b"klaudbiusz-corpus-v1")
-    n_apps = n_files = n_bytes = 0
-    for app_dir in sorted(app_dirs, key=lambda p: p.name):
-        n_apps += 1
-        total.update(_framed(b"A", app_dir.name))
-        for relative, entry in _entries(app_dir):
-            content, size = _content_hash(entry)
-            total.update(_framed(b"F", relative) + content)
-            n_files += 1
-            n_bytes += size
+def app_digest(app_dir: Path) -> dict[str, Any]:
+    """``{"digest", "files", "bytes"}`` of one app: what a shard records for every app of
+    the corpus, so that a merge elsewhere recomputes the corpus digest without the apps."""
+    digest = hashlib.sha256(b"klaudbiusz-app-v1")
+    n_files = n_bytes = 0
+    for relative, entry in _entries(app_dir):
+        content, size = _content_hash(entry)
+        digest.update(_framed(b"F", relative) + content)
+        n_files += 1
+        n_bytes += size
+    return {"digest": digest.hexdigest()[:DIGEST_CHARS], "files": n_files, "bytes": n_bytes}
+
+
+def combine_digests(apps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"digest", "apps", "files", "bytes"}`` of a corpus from its apps' ``app_digest``
+    records, by app folder name (order does not matter)."""
+    total = hashlib.sha256(b"klaudbiusz-corpus-v2")
+    for name in sorted(apps):
+        total.update(_framed(b"A", name) + bytes.fromhex(apps[name]["digest"]))
     return {
         "digest": total.hexdigest()[:DIGEST_CHARS],
-        "apps": n_apps,
-        "files": n_files,
-        "bytes": n_bytes,
+        "apps": len(apps),
+        "files": sum(int(app["files"]) for app in apps.values()),
+        "bytes": sum(int(app["bytes"]) for app in apps.values()),
     }
+
+
+def app_digests(app_dirs: Iterable[Path]) -> dict[str, dict[str, Any]]:
+    """Each app's ``app_digest`` by folder name, sorted (``report["run"]["corpus"]``)."""
+    return {app_dir.name: app_digest(app_dir) for app_dir in sorted(app_dirs, key=lambda p: p.name)}
+
+
+def corpus_digest(app_dirs: Iterable[Path]) -> dict[str, Any]:
+    """``{"digest", "apps", "files", "bytes"}`` of the apps (order does not matter)."""
+    return combine_digests(app_digests(app_dirs))
 
 
 def dataset_info(app_dirs: Iterable[Path], apps_dir: Path | None, rootdir: Path) -> dict[str, Any]:

@@ -144,6 +144,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " apps by folder name; an app's own generation_metrics.json wins",
         metavar="FILE",
     )
+    # --- sharded evaluations (sharding.py): a CI matrix, then one merge ---
+    add(
+        "--klaud-shard",
+        None,
+        "label this run as a shard of an evaluation (default with pytest-split: GROUP/SPLITS)",
+        metavar="NAME",
+    )
+    add(
+        "--klaud-parent-run",
+        None,
+        "log this shard as a child of the evaluation's MLflow run RUN_ID (from"
+        " --klaud-open-run; default: $KLAUD_PARENT_RUN_ID); --klaud-merge completes that run",
+        metavar="RUN_ID",
+    )
+    add(
+        "--klaud-open-run",
+        None,
+        "open the MLflow run of a sharded evaluation, print its id and exit",
+        action="store_true",
+    )
+    add(
+        "--klaud-merge",
+        None,
+        "merge the shards' evaluation_report.json files (or folders holding them) into one"
+        " report and one MLflow run, and exit; runs no apps",
+        nargs="+",
+        metavar="REPORT",
+    )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
 
 
@@ -210,6 +238,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if quality.wants_compare(config):  # --klaud-compare runs no apps
         _load_dotenv(config)
         return quality.compare_main(config)
+    if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
+        return _sharding_main(config)
     upload = config.getoption("klaud_upload")
     if not upload:
         return None
@@ -256,6 +286,20 @@ def _upload_outbox(folder: Path, uri: str) -> int:
     for line in describe(deliveries, elsewhere):
         print(line)
     return 1 if any(d.error for d in deliveries) else 0
+
+
+def _sharding_main(config: pytest.Config) -> int:
+    """``--klaud-merge`` / ``--klaud-open-run``: run no apps (see sharding.py)."""
+    _load_dotenv(config)
+    from . import sharding
+
+    try:
+        settings = _settings(config)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("klaud_merge"):
+        return sharding.merge_main(config, settings)
+    return sharding.open_run_main(config, settings)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -426,9 +470,11 @@ class EvaluationController:
     def _before_apps_run(self) -> None:
         """Find the baseline, check the tracking target, and become the subreaper that
         inherits the processes of an app whose worker dies (``kill_strays``)."""
-        self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
+        from . import sharding
         from .processes import become_subreaper
 
+        self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
+        sharding.check_shard(self.config, self.settings.tracking)  # a shard logs no run alone
         become_subreaper()
         if not self.settings.tracking or self.tracking_uri is not None:
             return
@@ -479,6 +525,8 @@ class EvaluationController:
             self.failures_besides_infra += 1
 
     def _run_info(self, model_version: str, interrupted: bool) -> dict[str, Any]:
+        from . import sharding
+
         apps_dir = self.settings.apps_dir
         commit, branch = git_revision(apps_dir or self.config.rootpath)
         return {
@@ -498,6 +546,7 @@ class EvaluationController:
             "tracking_uri": self.tracking_uri,
             "experiment": self.experiment,
             "mlflow_run_id": None,
+            **sharding.run_fields(self.config, apps_dir),  # the corpus, to merge shards
         }
 
     @pytest.hookimpl(trylast=True)

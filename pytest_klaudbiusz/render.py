@@ -231,6 +231,13 @@ def _run(report: dict[str, Any]) -> list[str]:
             ("dataset", f"{dataset.get('name')} digest {dataset.get('digest')} "
              f"({dataset.get('apps')} apps, {dataset.get('files')} files)")
         )  # fmt: skip
+    if run.get("shard"):
+        rows.append(
+            ("shard", f"{run['shard']} (a part of an evaluation: merge with --klaud-merge)")
+        )
+    if shards := run.get("shards"):
+        labels = ", ".join(str(s.get("shard") or s.get("report")) for s in shards)
+        rows.append(("shards", f"{len(shards)} merged: {labels}"))
     if run.get("mlflow_run_id"):
         keys = ("mlflow_run_id", "tracking_uri", "experiment")
         rows += [(key, run.get(key) or "n/a") for key in keys]

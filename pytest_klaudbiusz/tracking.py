@@ -166,7 +166,8 @@ def _check_databricks_host(host: str) -> None:
 
 def run_name(report: Mapping[str, Any]) -> str:
     run = report["run"]
-    return f"eval_{run['mode']}_{run['started_at']}"
+    name = f"eval_{run['mode']}_{run['started_at']}"
+    return f"{name} shard {run['shard']}" if run.get("shard") else name
 
 
 #: What reproduces a run, from ``report["run"]``: tags, so they can change and be searched.
@@ -181,13 +182,25 @@ REPRODUCIBILITY_TAGS = (
 )
 
 
+#: The ``framework`` tag of a shard's run: a part of an evaluation is never a baseline nor
+#: one of the runs ``--klaud-compare`` shows (they search ``framework = 'klaudbiusz'``).
+SHARD_FRAMEWORK = "klaudbiusz-shard"
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests the run under its parent
+
+
 def run_tags(report: Mapping[str, Any]) -> dict[str, str]:
-    """The run's tags besides ``framework`` and ``run_name``: mode, what reproduces the run
-    (commit, versions, command line) and the app corpus digest. Missing values are left out."""
+    """The run's tags besides ``run_name``: mode, what reproduces the run (commit, versions,
+    command line), the app corpus digest and, for a shard, ``framework`` (see
+    ``SHARD_FRAMEWORK``), ``klaud_shard`` and its parent; a merge of shards has
+    ``klaud_shards`` (how many). Missing values are left out."""
     run = report["run"]
     tags = {"mode": run["mode"], **{key: run.get(key) for key in REPRODUCIBILITY_TAGS}}
     tags["dataset_digest"] = (run.get("dataset") or {}).get("digest")
     tags[EVALUATION_ID_TAG] = run.get("evaluation_id")
+    if run.get("shard"):
+        tags.update(framework=SHARD_FRAMEWORK, klaud_shard=run["shard"])
+    tags[PARENT_RUN_TAG] = run.get("parent_run_id")
+    tags["klaud_shards"] = len(run["shards"]) if run.get("shards") else None
     return {k: str(v) for k, v in tags.items() if v not in (None, "")}
 
 
@@ -248,18 +261,64 @@ class MlflowTracker:
             self.client: MlflowClient = MlflowClient(tracking_uri=uri)
 
     def open_run(self, report: Mapping[str, Any]) -> str:
+        """A new RUNNING run for the report; a shard's run goes under its parent run, in the
+        parent's experiment (the UI nests runs of one experiment only)."""
+        parent = report["run"].get("parent_run_id")
+        experiment_id = self.get_run(parent, "parent run").info.experiment_id if parent else None
         return self.create_run(
-            run_name(report), run_tags(report), start_time=_ms(report["run"]["started_at"])
+            run_name(report),
+            run_tags(report),
+            start_time=_ms(report["run"]["started_at"]),
+            experiment_id=experiment_id,
         )
 
-    def create_run(self, name: str, tags: Mapping[str, Any], start_time: int | None = None) -> str:
-        """A new RUNNING run of the experiment, tagged ``framework`` and ``run_name``."""
-        tags = {"framework": "klaudbiusz", "run_name": name, **tags}
+    def resume_run(self, run_id: str, report: Mapping[str, Any]) -> str:
+        """The open run ``run_id`` (a sharded evaluation's parent, ``pytest --klaud-open-run``)
+        named and tagged as ``open_run`` names and tags a new run for the report."""
+        from mlflow.entities import RunTag
+
+        if self.get_run(run_id, "run").info.status == "FINISHED":
+            raise TrackingError(
+                f"MLflow run {run_id} is already finished: open another with"
+                " pytest --klaud-open-run"
+            )
+        name = run_name(report)
+        with self._wrap("updating the run"):
+            self.client.update_run(run_id, name=name)
+            tags = _creation_tags(name, run_tags(report))
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        return run_id
+
+    def get_run(self, run_id: str, what: str) -> Any:
+        """``MlflowClient.get_run``; ``TrackingError`` naming ``what`` when it does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise self._error(f"reading {what} {run_id}", exc) from exc
+        except Exception as exc:
+            raise self._error(f"reading {what} {run_id}", exc) from exc
+        raise TrackingError(
+            f"MLflow {what} {run_id} does not exist at {display_uri(self.uri)}:"
+            " open one with pytest --klaud-open-run and pass its id"
+        )
+
+    def create_run(
+        self,
+        name: str,
+        tags: Mapping[str, Any],
+        start_time: int | None = None,
+        experiment_id: str | None = None,
+    ) -> str:
+        """A new RUNNING run of the experiment (or of ``experiment_id``), tagged
+        ``framework`` and ``run_name``."""
         with self._wrap("creating the run"):
             created = self.client.create_run(
-                self._experiment_id(),
+                experiment_id or self._experiment_id(),
                 start_time=start_time,
-                tags={k: str(v) for k, v in tags.items() if v not in (None, "")},
+                tags=_creation_tags(name, tags),
                 run_name=name,
             )
         return str(created.info.run_id)
@@ -364,6 +423,11 @@ class MlflowTracker:
             raise self._error(step, exc) from exc
 
 
+def _creation_tags(name: str, tags: Mapping[str, Any]) -> dict[str, str]:
+    tags = {"framework": "klaudbiusz", "run_name": name, **tags}
+    return {k: str(v) for k, v in tags.items() if v not in (None, "")}
+
+
 def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
     """One row per app, as columns (the shape ``MlflowClient.log_table`` takes): its checks
     and scores, its generation cost and its custom metrics (``custom_<name>`` where the
@@ -396,18 +460,20 @@ def log_report(
     uri: str,
     experiment: str,
     on_run_id: Callable[[str], None] | None = None,
+    run_id: str | None = None,
 ) -> str:
     """Log one evaluation as one run and return its id; raises ``TrackingError``.
 
     ``on_run_id`` runs between opening and completing the run, so the caller can put the
-    run id into the report files before they are uploaded.
+    run id into the report files before they are uploaded. ``run_id`` names an open run to
+    complete instead of creating one (the parent run of a sharded evaluation).
     """
     with quiet_mlflow():
         import mlflow
 
         report["run"]["mlflow_version"] = mlflow.__version__  # known only now: it is imported
         tracker = MlflowTracker(uri, experiment)
-        run_id = tracker.open_run(report)
+        run_id = tracker.resume_run(run_id, report) if run_id else tracker.open_run(report)
         if on_run_id is not None:
             try:
                 on_run_id(run_id)
@@ -426,6 +492,16 @@ def logged_run(report: Mapping[str, Any], uri: str, experiment: str) -> str | No
         return None
     with quiet_mlflow():
         return MlflowTracker(uri, experiment).logged_run(evaluation_id)
+
+
+def open_parent_run(uri: str, experiment: str, mode: str, started_at: str) -> str:
+    """A RUNNING run for a sharded evaluation: its shards log under it
+    (``--klaud-parent-run``) and ``--klaud-merge`` completes it; returns its id."""
+    with quiet_mlflow():
+        tracker = MlflowTracker(uri, experiment)
+        name = f"eval_{mode}_{started_at}"
+        tags = {"mode": mode, "klaud_shards": "pending"}
+        return tracker.create_run(name, tags, start_time=_ms(started_at))
 
 
 @contextmanager

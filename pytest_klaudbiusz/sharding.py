@@ -1,0 +1,182 @@
+"""The pytest side of sharded evaluations (one corpus evaluated by a CI matrix).
+
+* ``run_fields``: what every report records so that shards can be merged anywhere: the
+  whole corpus (each app of the apps folder with its digest, selected or not), the shard's
+  label and the parent run it belongs to;
+* ``check_shard``: before any app runs, a shard that would log a run of its own is refused
+  (it is a part of an evaluation, not one);
+* ``open_run_main``: ``pytest --klaud-open-run`` opens the parent run of a sharded
+  evaluation and prints its id;
+* ``merge_main``: ``pytest --klaud-merge REPORT...`` merges the shards' reports
+  (``merge.py``) into one report and one run, as a single run would have made them.
+
+A run is a shard when it is labelled (``--klaud-shard``, or pytest-split's
+``--splits N --group I``, labelled ``I/N``) or logs under a parent
+(``--klaud-parent-run`` / ``$KLAUD_PARENT_RUN_ID``). mlflow is imported only by the
+functions that track.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import quality
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+PARENT_ENV = "KLAUD_PARENT_RUN_ID"
+_RUN_ID = re.compile(r"[\w-]{1,64}")
+REPORT_FILE = "evaluation_report.json"
+
+
+def parent_run(config: pytest.Config) -> str | None:
+    """``--klaud-parent-run``, else ``$KLAUD_PARENT_RUN_ID``; ``pytest.UsageError`` if it
+    cannot be an MLflow run id."""
+    value = config.getoption("klaud_parent_run") or os.environ.get(PARENT_ENV) or None
+    if value is not None and not _RUN_ID.fullmatch(value):
+        raise pytest.UsageError(
+            f"--klaud-parent-run {value!r}: not an MLflow run id (use the id that"
+            " pytest --klaud-open-run printed)"
+        )
+    return value
+
+
+def shard_label(config: pytest.Config) -> str | None:
+    """``--klaud-shard``, else pytest-split's ``GROUP/SPLITS``; with only a parent run, the
+    ``-k`` expression (or "shard")."""
+    if label := config.getoption("klaud_shard"):
+        return str(label)
+    splits, group = config.getoption("splits", None), config.getoption("group", None)
+    if splits and group:
+        return f"{group}/{splits}"
+    if parent_run(config):
+        keyword = config.getoption("keyword", "")
+        return f"-k {keyword}" if keyword else "shard"
+    return None
+
+
+def check_shard(config: pytest.Config, tracking: bool) -> None:
+    """A tracked shard logs under a parent run, never as a run of its own."""
+    label = shard_label(config)
+    if tracking and label and not parent_run(config):
+        raise pytest.UsageError(
+            f"this run is shard {label} of an evaluation: log it under the evaluation's run"
+            f" (--klaud-parent-run ID from pytest --klaud-open-run, or ${PARENT_ENV}) or pass"
+            " --klaud-no-tracking, then merge the shards with pytest --klaud-merge"
+        )
+
+
+def run_fields(config: pytest.Config, apps_dir: Path | None) -> dict[str, Any]:
+    """The report's ``run`` fields a merge relies on: ``corpus`` (every app of the apps
+    folder, by name, with its ``dataset.app_digest``), ``shard`` and ``parent_run_id``."""
+    from .apps import discover_apps
+    from .dataset import app_digests
+
+    return {
+        "corpus": app_digests(discover_apps(apps_dir)) if apps_dir else None,
+        "shard": shard_label(config),
+        "parent_run_id": parent_run(config),
+    }
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _store(config: pytest.Config, settings: Settings, what: str) -> tuple[str, str]:
+    """Tracking URI and experiment, checked (fails fast, before mlflow is imported)."""
+    from . import tracking
+
+    if not settings.tracking:
+        raise pytest.UsageError(f"{what} logs to MLflow: drop --klaud-no-tracking")
+    uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
+    try:
+        tracking.check_tracking_uri(uri, os.environ)
+    except tracking.TrackingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    tracking.configure_mlflow_environment(os.environ)
+    return uri, tracking.resolve_experiment(settings.experiment, os.environ)
+
+
+def open_run_main(config: pytest.Config, settings: Settings) -> int:
+    """``pytest --klaud-open-run``: print the id of a new RUNNING run, nothing else."""
+    from . import tracking
+
+    uri, experiment = _store(config, settings, "--klaud-open-run")
+    try:
+        run_id = tracking.open_parent_run(uri, experiment, settings.mode, _utc_now())
+    except tracking.TrackingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print(run_id)
+    return 0
+
+
+def _shard_path(config: pytest.Config, value: str) -> Path:
+    """A report file, or a folder holding ``evaluation_report.json`` (a CI artifact)."""
+    path = Path(config.invocation_params.dir, value)
+    return path / REPORT_FILE if path.is_dir() else path
+
+
+def merge_main(config: pytest.Config, settings: Settings) -> int:
+    """``pytest --klaud-merge REPORT...``: write the merged reports to the report folder and
+    log them as one run (completing the shards' parent run, if they have one)."""
+    from .hooks import call_summary_hook
+    from .merge import MergeError, merge_reports, parent_run_id
+    from .render import FILE_NAMES, load_report, render_terminal_summary, write_reports
+    from .settings import SettingsError, check_report_dir
+
+    paths = [_shard_path(config, value) for value in config.getoption("klaud_merge")]
+    output = settings.report_dir / FILE_NAMES["json"]
+    if overwritten := next((p for p in paths if p.resolve() == output.resolve()), None):
+        raise pytest.UsageError(
+            f"--klaud-merge would overwrite the shard report {overwritten}:"
+            " pass another --klaud-report-dir"
+        )
+    try:
+        check_report_dir(settings.report_dir)
+        shards = [(str(path), load_report(path)) for path in paths]
+        command = " ".join(["pytest", *config.invocation_params.args])
+        report = merge_reports(shards, command)
+        parent = parent_run(config) or parent_run_id(shards)
+    except (SettingsError, MergeError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    store = _store(config, settings, "--klaud-merge") if settings.tracking else None
+    problems = call_summary_hook(config, report)  # the suite's own summary metrics
+    if quality._gate_configured(config):
+        problems.append("quality gates and the trend chart are not applied to a merge (yet)")
+    files = write_reports(report, settings.report_dir)
+    print(f"merged {len(shards)} shard reports ({len(report['apps'])} apps)")
+    for line in [
+        *(f"WARNING: {problem}" for problem in problems),
+        *render_terminal_summary(report, str(settings.report_dir)),
+    ]:
+        print(line)
+    if store is None:
+        return 0
+    from . import tracking
+
+    uri, experiment = store
+
+    def remember_run(run_id: str) -> None:
+        report["run"].update(mlflow_run_id=run_id, tracking_uri=uri, experiment=experiment)
+        write_reports(report, settings.report_dir)
+
+    try:
+        run_id = tracking.log_report(
+            report, list(files.values()), uri, experiment, on_run_id=remember_run, run_id=parent
+        )
+    except tracking.TrackingError as exc:
+        print(
+            f"MLflow tracking failed: {exc} -- the merged reports are kept; log them later"
+            f" with: pytest --klaud-upload {files['json']}"
+        )
+        return int(pytest.ExitCode.TESTS_FAILED)
+    print(f"mlflow run: {run_id} ({experiment} at {tracking.display_uri(uri)})")
+    return 0
