@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -108,3 +109,12 @@ def run_quiet(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):  # 1: some tests failed, which a benchmark may expect
         sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+
+
+def wall_and_cpu(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, of the command and the children it waited
+    for) of one run of ``command``; CPU time is less disturbed by other load."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(lambda: run_quiet(command, cwd, env))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime

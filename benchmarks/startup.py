@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import resource
 import subprocess
 import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from _common import clean_env, machine_table, markdown_table, median, run_quiet, timed
+from _common import clean_env, machine_table, markdown_table, median, wall_and_cpu
 
 PLUGIN = "pytest_klaudbiusz.plugin"
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
@@ -52,14 +51,6 @@ def plugin_imports(cwd: Path, env: dict[str, str]) -> list[tuple[str, int, int, 
     rows = parse_importtime(done.stderr)
     start = max(i for i, row in enumerate(rows) if row[0] == "pytest" and row[3] == 0)
     return rows[start + 1 :]
-
-
-def wall_and_cpu(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall time and CPU time (user + system) of one run of ``command``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = timed(lambda: run_quiet(command, cwd, env))
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def direct_imports(rows: list[tuple[str, int, int, int]]) -> dict[tuple[str, str], int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,10 @@ EXCLUDED_DIRS = NOT_SOURCE_DIRS | {".git", ".hg", ".svn", ".pytest_cache", ".myp
 EXCLUDED_FILES = frozenset({".DS_Store", "Thumbs.db"})
 
 
-def _entries(app_dir: Path) -> list[tuple[str, os.DirEntry[str]]]:
+def _entries(app_dir: Path, generated_only: bool) -> list[tuple[str, os.DirEntry[str]]]:
     """(path relative to the app, POSIX form; its directory entry), sorted by path.
-    Symlinks are entries of their own, never followed."""
+    Symlinks are entries of their own, never followed. ``generated_only`` leaves out
+    dependencies, build output, VCS folders and caches; otherwise every file is listed."""
     found: list[tuple[str, os.DirEntry[str]]] = []
     pending = [("", str(app_dir))]
     while pending:
@@ -43,12 +44,16 @@ def _entries(app_dir: Path) -> list[tuple[str, os.DirEntry[str]]]:
         for entry in entries:
             relative = prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
-                if entry.name not in EXCLUDED_DIRS:
+                if not (generated_only and entry.name in EXCLUDED_DIRS):
                     pending.append((relative + "/", entry.path))
-            elif entry.name not in EXCLUDED_FILES and not entry.name.endswith((".pyc", ".pyo")):
+            elif not (generated_only and _not_generated(entry.name)):
                 found.append((relative, entry))
     found.sort(key=lambda item: item[0])
     return found
+
+
+def _not_generated(file_name: str) -> bool:
+    return file_name in EXCLUDED_FILES or file_name.endswith((".pyc", ".pyo"))
 
 
 def _content_hash(entry: os.DirEntry[str]) -> tuple[bytes, int]:
@@ -64,9 +69,18 @@ def _content_hash(entry: os.DirEntry[str]) -> tuple[bytes, int]:
         return hashlib.sha256(f"unreadable:{exc.errno}".encode()).digest(), 0
 
 
-def _framed(tag: bytes, text: str) -> bytes:
+def framed(tag: bytes, text: str) -> bytes:
+    """``text`` tagged and length-prefixed: concatenations of framed texts never collide."""
     data = text.encode("utf-8", "surrogateescape")
     return tag + len(data).to_bytes(4, "big") + data
+
+
+def file_hashes(app_dir: Path, *, generated_only: bool = True) -> Iterator[tuple[str, bytes, int]]:
+    """(relative path, SHA-256 of the bytes, number of bytes) of each of the app's files,
+    sorted by path; ``generated_only=False``: every file a working copy of the app gets."""
+    for relative, entry in _entries(app_dir, generated_only):
+        content, size = _content_hash(entry)
+        yield relative, content, size
 
 
 def app_digest(app_dir: Path) -> dict[str, Any]:
@@ -74,9 +88,8 @@ def app_digest(app_dir: Path) -> dict[str, Any]:
     the corpus, so that a merge elsewhere recomputes the corpus digest without the apps."""
     digest = hashlib.sha256(b"klaudbiusz-app-v1")
     n_files = n_bytes = 0
-    for relative, entry in _entries(app_dir):
-        content, size = _content_hash(entry)
-        digest.update(_framed(b"F", relative) + content)
+    for relative, content, size in file_hashes(app_dir):
+        digest.update(framed(b"F", relative) + content)
         n_files += 1
         n_bytes += size
     return {"digest": digest.hexdigest()[:DIGEST_CHARS], "files": n_files, "bytes": n_bytes}
@@ -87,7 +100,7 @@ def combine_digests(apps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     records, by app folder name (order does not matter)."""
     total = hashlib.sha256(b"klaudbiusz-corpus-v2")
     for name in sorted(apps):
-        total.update(_framed(b"A", name) + bytes.fromhex(apps[name]["digest"]))
+        total.update(framed(b"A", name) + bytes.fromhex(apps[name]["digest"]))
     return {
         "digest": total.hexdigest()[:DIGEST_CHARS],
         "apps": len(apps),

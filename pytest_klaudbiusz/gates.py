@@ -47,6 +47,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "avg_total_loc": HIGHER,
     "infra_errors": LOWER,
     "not_run": LOWER,
+    "reused": LOWER,  # results taken from the cache or the last report: a staler evaluation
     "generation_cost_usd": LOWER,
     "avg_cost_per_app_usd": LOWER,
     "cost_per_passing_app_usd": LOWER,

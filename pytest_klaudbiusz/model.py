@@ -92,6 +92,7 @@ class AppResult:
     generation_metrics: dict[str, Any] | None = None
     error: str | None = None  # what went wrong, for infrastructure errors
     custom_metrics: dict[str, float] = field(default_factory=dict)  # recorded by the suite
+    reused_from: str | None = None  # "cache" or "report": not run again, an earlier result
 
     def stage(self, name: str) -> StageOutcome | None:
         return next((s for s in self.stages if s.name == name), None)

@@ -31,15 +31,19 @@ from .settings import (
     check_report_dir,
     parse_count,
     parse_mode,
+    parse_rerun,
     parse_timeouts,
 )
 
 if TYPE_CHECKING:
+    from .model import AppResult
     from .outbox import OutboxEntry
+    from .reuse import ResultReuse
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
 APP_KEY = pytest.StashKey[KlaudApp]()
+REUSE_KEY = pytest.StashKey["ResultReuse | None"]()
 NO_APPS_DIR_KEY = pytest.StashKey[str]()
 NO_APPS_DIR = "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
 UPLOAD_OUTBOX = "<outbox>"  # --klaud-upload without a report
@@ -172,6 +176,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         nargs="+",
         metavar="REPORT",
     )
+    # --- reuse of earlier results (reuse.py) ---
+    add(
+        "--klaud-cache",
+        None,
+        "reuse the cached result of each app whose files and check settings are unchanged",
+        action="store_true",
+    )
+    parser.addini(
+        "klaud_cache", "reuse cached results of unchanged apps (default false)", type="bool"
+    )
+    add(
+        "--klaud-cache-clear",
+        None,
+        "empty the result cache before the session",
+        action="store_true",
+    )
+    add(
+        "--klaud-rerun",
+        None,
+        "infra: evaluate only the apps whose last result (the report folder's"
+        " evaluation_report.json) was an infrastructure error; reuse the others' results",
+        metavar="WHAT",
+    )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
 
 
@@ -216,6 +243,8 @@ def _settings(config: pytest.Config) -> Settings:
         allow_infra_errors=parse_count(
             value("klaud_allow_infra_errors") or 0, "--klaud-allow-infra-errors"
         ),
+        cache=bool(config.getoption("klaud_cache") or config.getini("klaud_cache")),
+        rerun=parse_rerun(config.getoption("klaud_rerun")),
     )
 
 
@@ -318,6 +347,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[EVALUATED_KEY] = {}
     if settings.apps_dir is not None:
         _stop_on_sigterm(config)
+    config.stash[REUSE_KEY] = _result_reuse(config, settings)
     if not hasattr(config, "workerinput"):
         controller = EvaluationController(config, settings)
         controller.load_generation_results()
@@ -387,17 +417,58 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(problem)
 
 
-def _evaluate(app_dir: Path, settings: Settings) -> KlaudApp:
+# --- reuse of earlier results: --klaud-cache, --klaud-cache-clear, --klaud-rerun -----
+
+
+def _result_reuse(config: pytest.Config, settings: Settings) -> ResultReuse | None:
+    """Where this process finds earlier results; the cache is cleared by the controller."""
+    clear = config.getoption("klaud_cache_clear")
+    if not (settings.cache or clear or settings.rerun):
+        return None  # reuse.py (and what it imports) is not loaded
+    from .render import FILE_NAMES
+    from .reuse import ResultCache, ResultReuse, last_verdicts
+
+    cache = None
+    if settings.cache or clear:
+        pytest_cache = getattr(config, "cache", None)
+        if pytest_cache is None:
+            flag = "--klaud-cache" if settings.cache else "--klaud-cache-clear"
+            raise pytest.UsageError(f"{flag} needs pytest's cache: drop -p no:cacheprovider")
+        cache = ResultCache(pytest_cache.mkdir("klaudbiusz"))
+        if clear and not hasattr(config, "workerinput"):
+            cache.clear()
+    verdicts, last_report = None, None
+    if settings.rerun:
+        last_report = settings.report_dir / FILE_NAMES["json"]
+        try:
+            verdicts = last_verdicts(last_report)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--klaud-rerun={settings.rerun}: {exc}") from None
+    return ResultReuse(cache if settings.cache else None, verdicts, last_report)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    reuse = config.stash.get(REUSE_KEY, None)
+    apps_dir = config.stash[SETTINGS_KEY].apps_dir if SETTINGS_KEY in config.stash else None
+    if reuse is None or reuse.verdicts is None or apps_dir is None:
+        return None
+    return [reuse.rerun_summary(app.name for app in discover_apps(apps_dir))]
+
+
+def _evaluate(app_dir: Path, settings: Settings, reuse: ResultReuse | None) -> KlaudApp:
     from .evaluation import EvalOptions, InfraError, evaluate_app, infra_result
 
     options = EvalOptions(os.environ, settings.timeouts, settings.env_passthrough)
-    try:
-        result = evaluate_app(app_dir, options)
-    except InfraError as exc:
-        result = infra_result(app_dir, str(exc))
-    except Exception as exc:  # a harness bug must not drop the app
-        result = infra_result(app_dir, f"harness error: {type(exc).__name__}: {exc}")
-    return KlaudApp(result)
+
+    def run(app_dir: Path) -> AppResult:
+        try:
+            return evaluate_app(app_dir, options)
+        except InfraError as exc:
+            return infra_result(app_dir, str(exc))
+        except Exception as exc:  # a harness bug must not drop the app
+            return infra_result(app_dir, f"harness error: {type(exc).__name__}: {exc}")
+
+    return KlaudApp(run(app_dir) if reuse is None else reuse.result(app_dir, options, run))
 
 
 @pytest.fixture
@@ -406,7 +477,8 @@ def klaud_app(request: pytest.FixtureRequest) -> KlaudApp:
     app_dir: Path = request.param
     evaluated = request.config.stash[EVALUATED_KEY]
     if app_dir not in evaluated:
-        evaluated[app_dir] = _evaluate(app_dir, request.config.stash[SETTINGS_KEY])
+        config = request.config
+        evaluated[app_dir] = _evaluate(app_dir, config.stash[SETTINGS_KEY], config.stash[REUSE_KEY])
     app = evaluated[app_dir]
     request.node.stash[APP_KEY] = app
     if app.result.status is AppStatus.INFRA_ERROR:

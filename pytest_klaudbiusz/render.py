@@ -84,6 +84,7 @@ def _executive_summary(report: dict[str, Any]) -> list[str]:
         ("evaluated", summary["evaluated"]),
         ("infra_errors", summary["infra_errors"]),
         ("not_run", summary.get("not_run", 0)),
+        ("reused", summary.get("reused", 0)),
         ("overall_quality_score", _pct(summary.get("overall_quality_score"))),
         ("avg_appeval_100", _num(summary.get("avg_appeval_100"))),
     ]
@@ -289,11 +290,13 @@ def render_csv(report: dict[str, Any]) -> str:
     seen = {key for app in apps for key in app["metrics"]}
     metrics = [*METRIC_KEYS, *sorted(seen - set(METRIC_KEYS) - set(fixed))]
     custom = sorted({k for app in apps for k in app.get("custom_metrics") or {}})
-    taken = {*fixed, *metrics, "issues", *GENERATION_KEYS, "error"}
+    taken = {*fixed, *metrics, "issues", *GENERATION_KEYS, "error", "reused_from"}
     custom_columns = [f"custom_{k}" if k in taken else k for k in custom]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*fixed, *metrics, "issues", *GENERATION_KEYS, "error", *custom_columns])
+    writer.writerow(
+        [*fixed, *metrics, "issues", *GENERATION_KEYS, "error", "reused_from", *custom_columns]
+    )
     for app in apps:
         generation = app["generation_metrics"] or {}
         row = [
@@ -302,6 +305,7 @@ def render_csv(report: dict[str, Any]) -> str:
             "; ".join(app["issues"]),
             *(generation.get(k) for k in GENERATION_KEYS),
             app["error"],
+            app.get("reused_from"),
             *((app.get("custom_metrics") or {}).get(k) for k in custom),
         ]
         writer.writerow([_csv_value(v) for v in row])
@@ -330,10 +334,12 @@ def render_terminal_summary(report: dict[str, Any], report_dir: str) -> list[str
         ("avg_appeval_100", _num(summary.get("avg_appeval_100")), ""),
     ]
     width = max(len(name) for name, _, _ in rows)
+    reused = summary.get("reused", 0)
     lines = [
         *_incomplete(report),
         f"apps: {summary['total_apps']} total, {summary['evaluated']} evaluated, "
-        f"{summary['infra_errors']} infra errors, {summary.get('not_run', 0)} not run",
+        f"{summary['infra_errors']} infra errors, {summary.get('not_run', 0)} not run"
+        + (f"; {reused} reused (not run again)" if reused else ""),
         *(f"{name.ljust(width)}  {value:>6}{extra}" for name, value, extra in rows),
         f"reports: {Path(report_dir) / FILE_NAMES['markdown']} (also .json, .csv)",
     ]
@@ -342,7 +348,8 @@ def render_terminal_summary(report: dict[str, Any], report_dir: str) -> list[str
     return lines
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never a half-written one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8", newline="")
@@ -361,7 +368,7 @@ def write_reports(report: dict[str, Any], report_dir: Path) -> dict[str, Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: report_dir / name for kind, name in FILE_NAMES.items()}
     for kind, text in texts.items():
-        _write_atomic(paths[kind], text)
+        write_atomic(paths[kind], text)
     return paths
 
 

@@ -11,6 +11,7 @@ Shape of the report::
 
 A rate is over the evaluated apps the check applies to; ``null`` when it applies
 to none. Infrastructure errors and apps that never ran are counted, never rated.
+``reused`` counts the results taken from the cache or the last report (``reused_from``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def summarize(apps: list[AppResult]) -> dict[str, float | int | None]:
         "evaluated": len(evaluated),
         "infra_errors": sum(a.status is AppStatus.INFRA_ERROR for a in apps),
         "not_run": sum(a.status is AppStatus.NOT_RUN for a in apps),
+        "reused": sum(a.reused_from is not None for a in apps),  # earlier results, not run
     }
     for check, rate in RATES.items():
         c = counts[check]

@@ -18,6 +18,8 @@ from .model import DEFAULT_TIMEOUTS
 _MODE = re.compile(r"[A-Za-z0-9_.-]+")
 #: Longer timeouts (or inf) overflow socket and process waits; a day is plenty.
 MAX_TIMEOUT = 86400.0
+#: What ``--klaud-rerun`` can rerun: ``infra``, the apps the last report has no verdict for.
+RERUN_CHOICES = ("infra",)
 
 
 class SettingsError(ValueError):
@@ -37,6 +39,8 @@ class Settings:
     env_passthrough: tuple[str, ...] = ()
     outbox_dir: Path = Path(".klaud-outbox")
     allow_infra_errors: int = 0
+    cache: bool = False  # reuse cached results of unchanged apps
+    rerun: str | None = None  # one of RERUN_CHOICES: reuse the last report's other results
 
 
 def parse_mode(option: str | None, environ: Mapping[str, str], ini: str | None = None) -> str:
@@ -81,6 +85,15 @@ def parse_timeouts(items: Sequence[str]) -> dict[str, float]:
             )
         timeouts[stage] = seconds
     return timeouts
+
+
+def parse_rerun(value: str | None) -> str | None:
+    if value is not None and value not in RERUN_CHOICES:
+        raise SettingsError(
+            f"invalid --klaud-rerun {value!r}: use {' or '.join(RERUN_CHOICES)} "
+            "(rerun the apps whose last result was an infrastructure error)"
+        )
+    return value
 
 
 def check_apps_dir(apps_dir: Path) -> None:

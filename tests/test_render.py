@@ -254,7 +254,7 @@ def test_csv_column_order_puts_extra_metrics_last() -> None:
         "build_success",
         "runtime_success",
     ]
-    assert header[-9:] == [
+    assert header[-10:] == [
         "appeval_100",
         "aaa_custom",
         "zeta_custom",
@@ -264,6 +264,7 @@ def test_csv_column_order_puts_extra_metrics_last() -> None:
         "output_tokens",
         "turns",
         "error",
+        "reused_from",
     ]
 
 

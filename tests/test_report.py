@@ -204,3 +204,16 @@ def test_build_report_sorted_json_safe_and_round_trips() -> None:
     assert [a.app_name for a in apps_of(loaded)] == names
     assert apps_of(loaded) == sorted(apps, key=lambda a: a.app_name)
     assert apps_of(loaded)[names.index("delta")].status is AppStatus.INFRA_ERROR
+
+
+def test_reused_results_are_counted_and_old_reports_load_without_the_mark() -> None:
+    apps = [
+        app("alpha", metrics=metrics(), reused_from="cache"),
+        app("bravo", metrics=metrics(), reused_from="report"),
+        app("charlie", metrics=metrics()),
+    ]
+    report = build_report(apps, {"mode": "mcp"})
+    assert report["summary"]["reused"] == 2
+    assert [a["reused_from"] for a in report["apps"]] == ["cache", "report", None]
+    old = [{k: v for k, v in a.items() if k != "reused_from"} for a in report["apps"]]
+    assert [a.reused_from for a in apps_of({"apps": old})] == [None, None, None]
