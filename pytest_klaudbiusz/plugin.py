@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, quality
+from . import __version__, ordering, quality
 from .apps import discover_apps
 from .fixture import KlaudApp
 from .model import AppStatus
@@ -122,6 +122,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
     )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
+    ordering.add_options(parser)  # --klaud-order: longest apps first
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -222,6 +223,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[EVALUATED_KEY] = {}
+    ordering.register(config, settings)  # reorders the collected apps, deals them to workers
     if not hasattr(config, "workerinput"):
         controller = EvaluationController(config, settings)
         controller.load_generation_results()
