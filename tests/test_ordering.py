@@ -61,7 +61,7 @@ def quick_apps(pytester: pytest.Pytester, *names: str) -> None:
 def test_the_second_run_starts_with_the_apps_that_took_longest(
     pytester: pytest.Pytester,
 ) -> None:
-    make_apps(pytester, {"a-quick": "", "b-slow": "sleep 0.6; ", "c-medium": "sleep 0.3; "})
+    make_apps(pytester, {"a-quick": "", "b-slow": "sleep 1; ", "c-medium": "sleep 0.5; "})
     first = run(pytester, NO_TRACKING, *NO_CACHE)
     first.stdout.fnmatch_lines(["klaudbiusz: apps run in collected order (no previous report *)"])
     assert ran(pytester) == ["a-quick", "b-slow", "c-medium"]
@@ -96,6 +96,7 @@ def test_collected_order_from_the_option_or_the_ini(pytester: pytest.Pytester) -
     pytester.makeini("[pytest]\nklaud_apps = apps\nklaud_order = collected\n")
     run(pytester, NO_TRACKING, *NO_CACHE)
     assert ran(pytester) == ["a", "b", "c"]
+    write_previous_report(pytester, {"a": 1, "b": 3, "c": 2})  # each run writes its own
     run(pytester, NO_TRACKING, *NO_CACHE, "--klaud-order", "longest-first")  # option wins
     assert ran(pytester) == ["b", "c", "a"]
 
@@ -123,9 +124,7 @@ def test_a_broken_previous_report_is_a_warning_and_the_apps_run_in_collected_ord
     result = run(pytester, NO_TRACKING, *NO_CACHE, "-q")
     result.assert_outcomes(failed=2)  # the apps' runtime checks, not the session
     result.stdout.fnmatch_lines(
-        [
-            "WARNING: previous report unusable, apps run in collected order: *"
-        ]
+        ["WARNING: previous report unusable, apps run in collected order: *"]
     )
     assert ran(pytester) == ["a", "b"]
     assert len(read_report(pytester.path / "app-eval")["apps"]) == 2  # and replaced
