@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import __version__, quality
+from . import __version__, ordering, quality
 from .apps import discover_apps
 from .fixture import KlaudApp
 from .model import AppStatus
@@ -200,6 +200,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="WHAT",
     )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
+    ordering.add_options(parser)  # --klaud-order: longest apps first
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -348,6 +349,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.apps_dir is not None:
         _stop_on_sigterm(config)
     config.stash[REUSE_KEY] = _result_reuse(config, settings)
+    ordering.register(config, settings)  # reorders the collected apps, deals them to workers
     if not hasattr(config, "workerinput"):
         controller = EvaluationController(config, settings)
         controller.load_generation_results()
