@@ -185,7 +185,7 @@ EXPECTED = {
                                 stage_issues=("install: exited non-zero",)),
     "warehouse-down": Expect(4, 5, frozenset({S.ENV_TEMPLATE}), 103,
                              stage_issues=("data: endpoint answered non-2xx",)),
-    "wrong-port": Expect(4, 3, NO_DEPLOY | {S.ENV_TEMPLATE}, 42, type_safety=None,
+    "wrong-port": Expect(4, 3, NO_DEPLOY | {S.ENV_TEMPLATE}, 41, type_safety=None,
                          stage_issues=("runtime: not healthy",)),  # not "... within 3s"
 }  # fmt: skip
 MEASUREMENT = re.compile(r"\d+(\.\d+)?\s*(s|sec|ms|%)?(\b|$)(?!xx)")  # "2xx" is a word

@@ -2,7 +2,6 @@ import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { openByPriority, tickets } from './tickets.js';
 
-const PORT = 39217; // TODO: make configurable
 
 const server = createServer((req, res) => {
   if (req.url === '/healthcheck' || req.url === '/health') {
@@ -17,6 +16,7 @@ const server = createServer((req, res) => {
   res.end(readFileSync(new URL('./dist/index.html', import.meta.url)));
 });
 
-server.listen(PORT, '127.0.0.1', () => {
-  console.log(`Support tickets dashboard running at http://127.0.0.1:${PORT}`);
+// TODO: make the port configurable; for now the OS picks a free one
+server.listen(0, '127.0.0.1', () => {
+  console.log(`Support tickets dashboard running at http://127.0.0.1:${server.address().port}`);
 });
