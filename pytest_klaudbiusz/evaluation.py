@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .apps import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
+from .logs import BoundedLog
 from .model import DEFAULT_TIMEOUTS, STAGES, AppResult, AppStatus, Outcome, StageOutcome
 from .probes import check_endpoint, wait_healthy
 from .processes import AppProcesses, free_port, missing_program, port_is_free
@@ -29,9 +30,6 @@ from .scoring import (
     parse_coverage,
 )
 
-TAIL_LINES = 40
-TAIL_CHARS = 4000
-
 
 class InfraError(Exception):
     """The harness or the machine failed; the app is not to blame."""
@@ -45,23 +43,6 @@ class EvalOptions:
 
     def timeout(self, stage: str) -> float:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
-
-
-def log_tail(
-    path: Path, secrets: tuple[str, ...] = (), lines: int = TAIL_LINES, chars: int = TAIL_CHARS
-) -> str:
-    """The end of a log, bounded however much the app printed, with secret values redacted
-    (the tail ends up in reports, terminal lines, JUnit XML and MLflow artifacts)."""
-    if not path.exists():
-        return ""
-    with open(path, "rb") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - 4 * chars))
-        text = handle.read().decode("utf-8", errors="replace")
-    for secret in secrets:
-        text = text.replace(secret, "[REDACTED]")
-    return "\n".join(text.splitlines()[-lines:])[-chars:]
 
 
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL", re.IGNORECASE)
@@ -80,8 +61,8 @@ def _skipped(name: str, reason: str) -> StageOutcome:
 class _Run:
     """One evaluation in progress: the plan, the working copy, the processes."""
 
-    def __init__(self, plan: AppPlan, workdir: Path, logs: Path, options: EvalOptions) -> None:
-        self.plan, self.workdir, self.logs, self.options = plan, workdir, logs, options
+    def __init__(self, plan: AppPlan, workdir: Path, options: EvalOptions) -> None:
+        self.plan, self.workdir, self.options = plan, workdir, options
         self.processes = AppProcesses()
         self.port = free_port()
         self.env, self.refused = app_environment(
@@ -90,16 +71,19 @@ class _Run:
         )  # fmt: skip
         self.details: dict[str, Any] = {"port": self.port}
         self.secrets = secret_values(self.env)
+        self.coverage: float | None = None  # from the test command's output
 
     def command_stage(self, name: str, *, absent: Outcome, absent_reason: str = "") -> StageOutcome:
         command = self.plan.commands.get(name)
         if not command:
             return StageOutcome(name, absent, reason=absent_reason)
-        log = self.logs / f"{name}.log"
+        log = BoundedLog()
         result = self.processes.run(
             command, self.workdir, self.env, log, self.options.timeout(name)
         )
-        tail = log_tail(log, self.secrets)
+        tail = log.excerpt(self.secrets)
+        if name == "test":
+            self.coverage = parse_coverage(log.text())
         if result.exit_code == 127 and (program := missing_program(command, self.env)):
             raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
         if result.timed_out:
@@ -118,7 +102,7 @@ class _Run:
         if not command:
             runtime = StageOutcome("runtime", Outcome.FAILED, reason="no start command")
             return [runtime, *self._data_skipped("runtime failed")]
-        log = self.logs / "runtime.log"
+        log = BoundedLog()
         start = time.monotonic()
         popen = self.processes.spawn(command, self.workdir, self.env, log)
         health = wait_healthy(
@@ -148,7 +132,7 @@ class _Run:
             )
             stages = [runtime, *self._data_skipped("runtime failed")]
         self.processes.kill_all()
-        stages[0].log_tail = log_tail(log, self.secrets)
+        stages[0].log_tail = log.excerpt(self.secrets)
         return stages
 
     def _data_skipped(self, reason: str) -> list[StageOutcome]:
@@ -206,12 +190,12 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
         return _scored(result, app_dir, None, {})
     result.template_type = plan.template_type
     with tempfile.TemporaryDirectory(prefix="klaud-") as tmp:
-        workdir, logs = Path(tmp) / "app", Path(tmp) / "logs"
+        workdir = Path(tmp) / "app"
         try:
             dropped = make_working_copy(app_dir, workdir)
         except CopyError as exc:
             raise InfraError(str(exc)) from None
-        run = _Run(plan, workdir, logs, options)
+        run = _Run(plan, workdir, options)
         try:
             result.stages = _run_stages(run)
         finally:
@@ -221,14 +205,10 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
             run.details["links_not_copied"] = dropped
         if run.refused:
             run.details["secrets_refused"] = sorted(set(run.refused))
-        test_log = logs / "test.log"
-        coverage = (
-            parse_coverage(test_log.read_text(errors="replace")) if test_log.exists() else None
-        )
     if generation_problem:
         result.issues.append(generation_problem)
     result.details.update(run.details)
-    return _scored(result, app_dir, plan, {"test_coverage_pct": coverage})
+    return _scored(result, app_dir, plan, {"test_coverage_pct": run.coverage})
 
 
 def _run_stages(run: _Run) -> list[StageOutcome]:

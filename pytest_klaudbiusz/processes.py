@@ -1,7 +1,8 @@
 """Run an app's commands and make sure nothing they start outlives the app.
 
-Every command runs in its own session with its output going to a log file, never
-to a pipe we wait on (a backgrounded grandchild would hold the pipe open). Each
+Every command runs in its own session with its output going to a bounded log
+(``logs.py``) through a pipe that is drained, never waited on: a command is done
+when its process exits, whatever a backgrounded grandchild holds open. Each
 app's processes carry a token in their environment; the harness process is made
 a child subreaper, so processes that daemonize (setsid, double fork) are
 re-parented to it instead of to init and stay findable. ``AppProcesses.kill_all``
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from .logs import BoundedLog, LogPipe
 
 TOKEN_VAR = "KLAUD_APP_TOKEN"
 _PR_SET_CHILD_SUBREAPER = 36
@@ -73,6 +76,7 @@ class AppProcesses:
     def __init__(self) -> None:
         self.token = uuid.uuid4().hex
         self._popens: list[subprocess.Popen[bytes]] = []
+        self._pipes: list[LogPipe] = []
         self._tracks_descendants = become_subreaper()
         # Processes that existed before the app's (a harness's own children, old zombies)
         # are never the app's. Compared by identity, not by start time: psutil derives
@@ -83,25 +87,31 @@ class AppProcesses:
         return {**env, TOKEN_VAR: self.token}
 
     def spawn(
-        self, command: str, cwd: Path, env: dict[str, str], log: Path
+        self, command: str, cwd: Path, env: dict[str, str], log: BoundedLog
     ) -> subprocess.Popen[bytes]:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as out:
+        """Start ``command``; ``log`` holds its output once ``kill_all`` has returned."""
+        pipe = LogPipe(log)
+        try:
             popen = subprocess.Popen(
                 command,
                 shell=True,
                 cwd=cwd,
                 env=self.environment(env),
                 stdin=subprocess.DEVNULL,
-                stdout=out,
+                stdout=pipe.write_fd,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        except BaseException:
+            pipe.abandon()
+            raise
+        pipe.started()
         self._popens.append(popen)
+        self._pipes.append(pipe)
         return popen
 
     def run(
-        self, command: str, cwd: Path, env: dict[str, str], log: Path, timeout: float
+        self, command: str, cwd: Path, env: dict[str, str], log: BoundedLog, timeout: float
     ) -> CommandResult:
         """Run to completion (or ``timeout``), then kill whatever it left behind."""
         start = time.monotonic()
@@ -144,7 +154,8 @@ class AppProcesses:
         return members
 
     def kill_all(self) -> int:
-        """Kill every process of this app, including daemonized ones; returns how many."""
+        """Kill every process of this app, including daemonized ones, and collect their
+        output (their pipes end with them); returns how many were killed."""
         killed = 0
         for _ in range(20):
             members = self._members()
@@ -162,6 +173,9 @@ class AppProcesses:
                 popen.kill()
                 with suppress(subprocess.TimeoutExpired):
                     popen.wait(1)
+        for pipe in self._pipes:
+            pipe.close()
+        self._pipes.clear()
         return killed
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from hostile_apps import Outside, copy_app, evaluate, outcomes
+from hostile_apps import FAST, Outside, copy_app, evaluate, outcomes
 
-from pytest_klaudbiusz.evaluation import TAIL_CHARS, InfraError
+import pytest_klaudbiusz
+from pytest_klaudbiusz.evaluation import InfraError
+from pytest_klaudbiusz.logs import EXCERPT_CHARS
 from pytest_klaudbiusz.model import CHECKS, STAGES, AppStatus
 from pytest_klaudbiusz.processes import port_is_free
 
@@ -326,16 +331,75 @@ def test_a_missing_script_of_the_app_is_the_apps_fault(tmp_path: Path) -> None:
     assert result.metrics["build_success"] is False
 
 
-# --- log tails ------------------------------------------------------------------
+# --- flooding output --------------------------------------------------------
+
+FLOOD_BYTES = 30_000_000
+DROPPED = re.compile(r"^\[\.\.\. ([\d,]+) bytes dropped \.\.\.\]$", re.MULTILINE)
 
 
-def test_a_flooding_app_gets_a_bounded_log_tail(tmp_path: Path) -> None:
-    result = evaluate(copy_app("flood", tmp_path), Outside(tmp_path))
+def test_a_flooding_app_gets_the_head_and_tail_of_its_output(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    environ = outside.environ(HOSTILE_FLOOD_BYTES=str(FLOOD_BYTES))
+    result = evaluate(copy_app("flood", tmp_path), outside, environ=environ)
 
-    build, test = result.stage("build"), result.stage("test")
-    assert build is not None and test is not None
-    assert (build.outcome, test.outcome) == (PASSED, FAILED)
-    for stage, marker in ((build, "END-OF-BUILD-FLOOD"), (test, "END-OF-TEST-FLOOD")):
-        assert 0 < len(stage.log_tail) <= TAIL_CHARS
-        assert stage.log_tail.rstrip().endswith(marker)
-    assert len(json.dumps(result.to_dict())) < 8 * TAIL_CHARS
+    assert outcomes(result)["build"][0] == PASSED
+    assert outcomes(result)["runtime"] == (PASSED, "")
+    assert outcomes(result)["test"] == (FAILED, "exited non-zero")
+    for name in ("build", "runtime", "test"):
+        stage = result.stage(name)
+        assert stage is not None
+        printed = "START" if name == "runtime" else name.upper()
+        lines = stage.log_tail.splitlines()
+        assert (lines[0], lines[-1]) == (f"FIRST-OF-{printed}", f"LAST-OF-{printed}")
+        dropped = [int(count.replace(",", "")) for count in DROPPED.findall(stage.log_tail)]
+        assert len(dropped) == 1
+        assert FLOOD_BYTES - EXCERPT_CHARS < dropped[0] < FLOOD_BYTES
+        assert len(stage.log_tail) <= EXCERPT_CHARS
+    assert len(json.dumps(result.to_dict())) < 8 * EXCERPT_CHARS
+
+
+def test_a_flood_does_not_fill_the_disk(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    environ = outside.environ(HOSTILE_FLOOD_BYTES=str(FLOOD_BYTES))
+    build = evaluate(copy_app("flood", tmp_path), outside, environ=environ).stage("build")
+
+    assert build is not None
+    # The build measured the evaluation's temp folder after printing 30 MB.
+    found = re.search(r"^DISK-KB (\d+)$", build.log_tail, re.MULTILINE)
+    assert found is not None, build.log_tail
+    assert int(found.group(1)) < 1024
+
+
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's (pytest's) size.
+PEAK_MEMORY = """
+import json, re, sys
+from pathlib import Path
+from pytest_klaudbiusz.evaluation import EvalOptions, evaluate_app
+
+evaluate_app(Path(sys.argv[1]), EvalOptions(json.loads(sys.argv[2]), json.loads(sys.argv[3])))
+print(re.search(r"VmHWM:\\s*(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+"""
+
+
+def _peak_memory_kib(app: Path, environ: dict[str, str]) -> int:
+    """The peak memory of a Python process evaluating ``app`` (not counting the app's)."""
+    package_root = Path(pytest_klaudbiusz.__file__).parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, str(app), json.dumps(environ), json.dumps(FAST)],
+        env={**os.environ, "PYTHONPATH": str(package_root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_a_flood_does_not_grow_the_harness_memory(tmp_path: Path) -> None:
+    outside = Outside(tmp_path)
+    app = copy_app("flood", tmp_path)
+    quiet = _peak_memory_kib(app, outside.environ(HOSTILE_FLOOD_BYTES="0"))
+    flood = _peak_memory_kib(app, outside.environ(HOSTILE_FLOOD_BYTES=str(FLOOD_BYTES)))
+
+    # Three commands print 30 MB each; what is kept of each is a few MB at most.
+    assert flood - quiet < 16 * 1024, (quiet, flood)
