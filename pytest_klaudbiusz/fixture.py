@@ -25,7 +25,7 @@ def verdict(result: AppResult) -> str | None:
     ]
     culprit = next((s for s in result.stages if s.outcome is Outcome.FAILED and s.log_tail), None)
     if culprit is not None:
-        lines += [f"--- {culprit.name} log (tail) ---", culprit.log_tail]
+        lines += [f"--- {culprit.name} log ---", culprit.log_tail]
     return "\n".join(lines)
 
 

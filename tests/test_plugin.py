@@ -256,7 +256,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
             "*_ test_app[[]failing-tests] _*",
             "failing-tests: failed tests_pass",
             "  test: failed (exited non-zero)",
-            "--- test log (tail) ---",
+            "--- test log ---",
             "AssertionError: expected 3 got 2 MARKER-42",
         ]
     )

@@ -83,7 +83,7 @@ def test_second_run_reuses_every_result_and_runs_no_command(pytester: pytest.Pyt
             [
                 "failing: failed tests_pass",
                 "  test: failed (exited non-zero)",
-                "--- test log (tail) ---",
+                "--- test log ---",
                 "expected 3 got 2 MARKER-9",
             ]
         )
