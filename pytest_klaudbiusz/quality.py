@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pa
     from .history import History
     from .settings import Settings
 
+OK, FAILED = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED
 REPORT_FILE = "evaluation_report.json"
 TREND_FILE = "trend.png"
 DEFAULT_COMPARE_RUNS = 5
@@ -665,10 +666,12 @@ class QualityControl:
         result = yield
         report = self.controller.report
         if report is not None and not self.controller.write_error:
-            self._finish(session, report)
+            session.exitstatus = self.settle(session.exitstatus, report)
         return result
 
-    def _finish(self, session: pytest.Session, report: dict[str, Any]) -> None:
+    def settle(self, status: int, report: dict[str, Any]) -> int:
+        """The exit status once the gate and the infrastructure-error policy have had
+        their say (``status``: pytest's); also updates the baseline and the summaries."""
         gate = self.gate
         if gate is not None and gate.update_baseline and self.baseline_path is not None:
             try:
@@ -680,7 +683,7 @@ class QualityControl:
                 self.notes.append(
                     (f"ERROR: cannot write the baseline {self.baseline_path}: {exc}", "red")
                 )
-                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+                status = pytest.ExitCode.INTERNAL_ERROR
         wanted = self.gate_active or self.summary_md is not None or self.baseline is not None
         if wanted and (self.summary_md is not None or os.environ.get(STEP_SUMMARY)):
             try:
@@ -694,31 +697,23 @@ class QualityControl:
             except OSError as exc:
                 self.notes.append((f"cannot write the Markdown summary: {exc}", "red"))
         if self.usage_problem:
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        elif (
-            gate is not None
-            and gate.active
-            and session.exitstatus
-            in (
-                pytest.ExitCode.OK,
-                pytest.ExitCode.TESTS_FAILED,
-            )
-        ):
+            status = pytest.ExitCode.USAGE_ERROR
+        elif gate is not None and gate.active and status in (OK, FAILED):  # not 2, 3, 4
             failed = report["gate"]["verdict"] == "failed" and not gate.informational
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
-        self._settle_infra_errors(session, report)
+            status = FAILED if failed else OK
+        return self._settle_infra_errors(status, report)
 
-    def _settle_infra_errors(self, session: pytest.Session, report: dict[str, Any]) -> None:
+    def _settle_infra_errors(self, status: int, report: dict[str, Any]) -> int:
         """Infrastructure errors fail the session, even when the gate passes: the evaluation
         is incomplete through no fault of the apps. ``--klaud-allow-infra-errors N``
         tolerates up to N (then they alone do not fail the session)."""
-        if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            return
+        if status not in (OK, FAILED):
+            return status
         infra = [a["app_name"] for a in report["apps"] if a["status"] == "infra_error"]
         allowed = self.settings.allow_infra_errors
         if len(infra) > allowed:
             self.infra_failed = True
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            status = FAILED
             names = ", ".join(infra[:5]) + (", ..." if len(infra) > 5 else "")
             self.notes.append(
                 (
@@ -732,10 +727,10 @@ class QualityControl:
         elif (
             infra
             and not self.gate_active
-            and session.exitstatus == pytest.ExitCode.TESTS_FAILED
+            and status == FAILED
             and self.controller.failures_besides_infra == 0
         ):
-            session.exitstatus = pytest.ExitCode.OK
+            status = OK
             self.notes.append(
                 (
                     f"{len(infra)} infrastructure error(s) tolerated"
@@ -743,6 +738,7 @@ class QualityControl:
                     "yellow",
                 )
             )
+        return status
 
     def _baseline_comparison(self, report: dict[str, Any]) -> compare.Comparison | None:
         from . import compare
@@ -818,12 +814,16 @@ class QualityControl:
 
     @pytest.hookimpl(trylast=True)  # after the evaluation's own summary
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self.write_summary(terminalreporter)
+
+    def write_summary(self, tr: Any) -> None:
+        """The gate's section and the notes, to pytest's terminal reporter (or anything
+        with its ``write_sep`` and ``write_line``: ``--klaud-merge`` prints them)."""
         report = self.controller.report
         if report is None:
             return
         from . import gates
 
-        tr = terminalreporter
         gate = report.get("gate")
         if gate:
             passed = gate["verdict"] == gates.PASSED

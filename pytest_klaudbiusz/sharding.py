@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import quality
+from .model import CHECKS
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -148,9 +149,11 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
     except (SettingsError, MergeError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     store = _store(config, settings, "--klaud-merge") if settings.tracking else None
+    merged = MergedEvaluation(report)
+    control = quality.QualityControl(config, settings, merged)  # gates, baseline, trend
+    control.resolve_baseline()  # a baseline that cannot be found: no report, no run
     problems = call_summary_hook(config, report)  # the suite's own summary metrics
-    if quality._gate_configured(config):
-        problems.append("quality gates and the trend chart are not applied to a merge (yet)")
+    control.before_reports(report, *(store or (None, None)))
     files = write_reports(report, settings.report_dir)
     print(f"merged {len(shards)} shard reports ({len(report['apps'])} apps)")
     for line in [
@@ -158,9 +161,23 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
         *render_terminal_summary(report, str(settings.report_dir)),
     ]:
         print(line)
-    if store is None:
-        return 0
+    tracked = 0 if store is None else _track_merge(report, settings, store, files, control, parent)
+    # as a single run's: failing apps fail it, unless a gate decides
+    status = control.settle(pytest.ExitCode.TESTS_FAILED if merged.failing else 0, report)
+    control.write_summary(_Printer())
+    return max(status, tracked)
+
+
+def _track_merge(
+    report: dict[str, Any],
+    settings: Settings,
+    store: tuple[str, str],
+    files: dict[str, Path],
+    control: quality.QualityControl,
+    parent: str | None,
+) -> int:
     from . import tracking
+    from .render import write_reports
 
     uri, experiment = store
 
@@ -170,7 +187,12 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
 
     try:
         run_id = tracking.log_report(
-            report, list(files.values()), uri, experiment, on_run_id=remember_run, run_id=parent
+            report,
+            [*files.values(), *control.artifacts],
+            uri,
+            experiment,
+            on_run_id=remember_run,
+            run_id=parent,
         )
     except tracking.TrackingError as exc:
         print(
@@ -180,3 +202,26 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
         return int(pytest.ExitCode.TESTS_FAILED)
     print(f"mlflow run: {run_id} ({experiment} at {tracking.display_uri(uri)})")
     return 0
+
+
+class MergedEvaluation:
+    """What the quality gate needs of an evaluation, for a merge (no pytest session)."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report: dict[str, Any] | None = report
+        self.write_error: str | None = None
+        self.failing = sum(
+            app["status"] == "evaluated" and any(app["metrics"].get(c) is False for c in CHECKS)
+            for app in report["apps"]
+        )
+        self.failures_besides_infra = self.failing
+
+
+class _Printer:
+    """``write_sep``/``write_line`` of pytest's terminal reporter, on stdout."""
+
+    def write_sep(self, sep: str, title: str, **markup: bool) -> None:
+        print(f" {title} ".center(80, sep))
+
+    def write_line(self, line: str, **markup: bool) -> None:
+        print(line)
