@@ -6,8 +6,11 @@ repetitions of the variants are interleaved and medians reported.
 
 from __future__ import annotations
 
+import http.client
 import os
 import platform
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -108,3 +111,53 @@ def run_quiet(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):  # 1: some tests failed, which a benchmark may expect
         sys.exit(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite store and artifacts in ``folder``),
+    started as tests/conftest.py's fixture starts it; stop it with ``stop_mlflow_server``."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),
+    ]  # fmt: skip
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 -- the server keeps writing to it
+    server = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=clean_env(MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"mlflow server exited:\n{(folder / 'server.log').read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return server, port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    stop_mlflow_server(server)
+    sys.exit("mlflow server did not answer /health within 180 s")
+
+
+def stop_mlflow_server(server: subprocess.Popen[bytes]) -> None:
+    """The server and the workers it started (its own process group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, sig)
+            server.wait(10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
