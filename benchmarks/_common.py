@@ -6,9 +6,12 @@ repetitions of the variants are interleaved and medians reported.
 
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import resource
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -118,3 +121,53 @@ def wall_and_cpu(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> t
     wall = timed(lambda: run_quiet(command, cwd, env))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_mlflow_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite store and artifacts in ``folder``),
+    started as tests/conftest.py's fixture starts it; stop it with ``stop_mlflow_server``."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),
+    ]  # fmt: skip
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 -- the server keeps writing to it
+    server = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=clean_env(MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"mlflow server exited:\n{(folder / 'server.log').read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return server, port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    stop_mlflow_server(server)
+    sys.exit("mlflow server did not answer /health within 180 s")
+
+
+def stop_mlflow_server(server: subprocess.Popen[bytes]) -> None:
+    """The server and the workers it started (its own process group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, sig)
+            server.wait(10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

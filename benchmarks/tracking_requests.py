@@ -15,17 +15,11 @@ to the server. The first run (which creates the experiment) is reported apart.
 from __future__ import annotations
 
 import argparse
-import http.client
-import http.server
 import os
 import random
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,7 +27,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import clean_env, machine_table, markdown_table, median
+from _common import (
+    ROOT,
+    machine_table,
+    markdown_table,
+    median,
+    start_mlflow_server,
+    stop_mlflow_server,
+)
+
+sys.path.insert(0, str(ROOT / "tests"))
+from mlflow_proxy import CountingProxy  # the tests' proxy: one copy
 
 from pytest_klaudbiusz import __version__, tracking
 from pytest_klaudbiusz.model import STAGES, AppResult, Outcome, StageOutcome
@@ -41,112 +45,13 @@ from pytest_klaudbiusz.render import write_reports
 from pytest_klaudbiusz.report import build_report
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
 
 
-class CountingProxy(http.server.ThreadingHTTPServer):
-    """Forwards every request to the upstream server and remembers (method, path)."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream_port: int) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.upstream_port = upstream_port
-        self.requests: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def take(self) -> list[tuple[str, str]]:
-        with self.lock:
-            taken, self.requests = self.requests, []
-        return taken
-
-
-class _ProxyHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: CountingProxy
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while size := int(self.rfile.readline().split(b";")[0], 16):
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            self.rfile.readline()
-            return b"".join(chunks)
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _forward(self) -> None:
-        body = self._body()
-        with self.server.lock:
-            self.server.requests.append((self.command, self.path.split("?")[0]))
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=60)
-        try:
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
-            response = upstream.getresponse()
-            payload = response.read()
-        finally:
-            upstream.close()
-        self.send_response(response.status, response.reason)
-        for key, value in response.getheaders():
-            if key.lower() not in HOP_BY_HOP:
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination", str(folder / "artifacts"),
-    ]  # fmt: skip
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 -- the server keeps writing to it
-    server = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=clean_env(MLFLOW_DISABLE_TELEMETRY="true"),
-    )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"mlflow server exited:\n{(folder / 'server.log').read_text()[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return server, port
-        except OSError:
-            pass
-        time.sleep(0.2)
-    stop_server(server)
-    sys.exit("mlflow server did not answer /health within 180 s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """The server and the workers it started (its own process group)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(server.pid, sig)
-            server.wait(10)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def take(proxy: CountingProxy) -> list[str]:
+    """The requests the proxy saw since the last call ("METHOD /path")."""
+    taken = list(proxy.requests)
+    proxy.requests.clear()
+    return taken
 
 
 def make_report(apps: int, seed: int = 7) -> dict[str, Any]:
@@ -233,12 +138,11 @@ def naive(report: dict[str, Any], paths: dict[str, Path], uri: str) -> None:
         mlflow.log_table(tracking.apps_table(report), artifact_file="apps_table.json")
 
 
-def endpoint(method: str, path: str) -> str:
+def endpoint(request: str) -> str:
     """A request without its run and experiment ids, so equal requests count together."""
-    path = re.sub(
-        r"/artifacts/\d+/[0-9a-f]{32}/artifacts/", "/artifacts/<exp>/<run>/artifacts/", path
+    return re.sub(
+        r"/artifacts/\d+/[0-9a-f]{32}/artifacts/", "/artifacts/<exp>/<run>/artifacts/", request
     )
-    return f"{method} {path}"
 
 
 def main() -> None:
@@ -248,14 +152,14 @@ def main() -> None:
     args = parser.parse_args()
     tracking.configure_mlflow_environment(os.environ)  # as the plugin does, before mlflow loads
 
-    requests: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    requests: dict[tuple[str, int], list[str]] = {}
     times: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="klaud-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        server, port = start_server(tmp)
-        proxy = CountingProxy(port)
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        counted, direct = f"http://127.0.0.1:{proxy.server_address[1]}", f"http://127.0.0.1:{port}"
+        server, port = start_mlflow_server(tmp)
+        direct = f"http://127.0.0.1:{port}"
+        proxy = CountingProxy(direct)
+        counted = proxy.uri
         try:
             reports = {n: make_report(n) for n in args.sizes}
             paths = {n: write_reports(r, tmp / f"report-{n}") for n, r in reports.items()}
@@ -265,7 +169,7 @@ def main() -> None:
             }
             start = time.perf_counter()
             batched(reports[args.sizes[0]], paths[args.sizes[0]], counted)
-            first_run = (len(proxy.take()), time.perf_counter() - start)
+            first_run = (len(take(proxy)), time.perf_counter() - start)
             # Counted once through the proxy; timed directly, so the proxy adds nothing.
             for round_ in range(args.repetitions + 1):
                 for n, report in reports.items():
@@ -275,10 +179,10 @@ def main() -> None:
                         if round_:
                             times.setdefault((way, n), []).append(time.perf_counter() - start)
                         else:
-                            requests[way, n] = proxy.take()
+                            requests[way, n] = take(proxy)
         finally:
-            proxy.shutdown()
-            stop_server(server)
+            proxy.stop()
+            stop_mlflow_server(server)
 
     print("## MLflow requests per tracked evaluation\n")
     print(
@@ -295,7 +199,7 @@ def main() -> None:
     )
     largest = ("log_report (batched)", max(args.sizes))
     print(f"Requests of one log_report run with {largest[1]} apps:\n")
-    counts = Counter(endpoint(m, p) for m, p in requests[largest])
+    counts = Counter(endpoint(r) for r in requests[largest])
     print(markdown_table(("request", "count"), [(f"`{e}`", c) for e, c in counts.items()]))
     print()
     print(machine_table())

@@ -290,7 +290,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if upload == UPLOAD_OUTBOX:
         return _upload_outbox(settings.outbox_dir, uri)
     experiment = tracking.resolve_experiment(settings.experiment, os.environ)
-    mode = settings.mode if config.getoption("klaud_mode") else None  # explicit: relabel
+    # An explicit --klaud-mode other than the report's relabels it: a run of another mode.
+    relabel = config.getoption("klaud_mode") and settings.mode != report["run"].get("mode")
+    mode = settings.mode if relabel else None
     try:
         run_id = None if mode else tracking.logged_run(report, uri, experiment)
         if run_id:

@@ -1,7 +1,8 @@
 """Tracking that fails keeps the evaluation in the outbox, and it is sent later exactly once.
 
 Through a proxy in front of a real ``mlflow server``: the proxy refuses the credentials,
-never answers, or drops the connection part-way through a run, then forwards again.
+never answers, drops the connection part-way through a run or loses an answer, then
+forwards again.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient  # before pytester snapshots sys.modules
+from mlflow_proxy import CountingProxy
 from test_plugin import make_app, make_suite, read_report, run
-from test_tracking import CountingProxy
 
 from conftest import MlflowServer
 from pytest_klaudbiusz.outbox import ENTRY_FILE, Outbox
@@ -81,18 +82,20 @@ def test_refused_credentials_keep_the_run_until_upload_sends_it_once(
 
     again = run(pytester, "--klaud-upload", "--klaud-tracking-uri", proxy.uri)
     again.stdout.fnmatch_lines(["the outbox * is empty: nothing to upload"])
-    by_file = run(
-        pytester,
-        "--klaud-upload",
-        "app-eval/evaluation_report.json",
-        "--klaud-tracking-uri",
-        proxy.uri,
-        "--klaud-experiment",
-        experiment,
-    )
-    by_file.stdout.fnmatch_lines(
-        [f"* is already in MLflow as run {logged.info.run_id}: not logged again"]
-    )
+    for same_mode in ((), ("--klaud-mode", "manual")):  # the report's own mode: no relabel
+        by_file = run(
+            pytester,
+            "--klaud-upload",
+            "app-eval/evaluation_report.json",
+            "--klaud-tracking-uri",
+            proxy.uri,
+            "--klaud-experiment",
+            experiment,
+            *same_mode,
+        )
+        by_file.stdout.fnmatch_lines(
+            [f"* is already in MLflow as run {logged.info.run_id}: not logged again"]
+        )
     assert len(runs_of(mlflow_server, experiment)) == 1
 
 
@@ -124,6 +127,32 @@ def test_server_dying_mid_run_is_made_good_by_the_next_tracked_run(
     )  # each evaluation exactly once: the partial run was replaced
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert partial.info.run_id not in {r.info.run_id for r in runs}
+    assert outbox_entries(pytester) == []
+
+
+def test_a_lost_answer_to_the_final_update_leaves_one_run(
+    pytester: pytest.Pytester, proxy: CountingProxy, mlflow_server: MlflowServer
+) -> None:
+    """The server ends the run but its answer never arrives: the plugin cannot know the
+    run is whole, keeps the evaluation, and the resend still leaves exactly one run."""
+    experiment = f"/Shared/outbox-{uuid.uuid4().hex[:8]}"
+    make_app(pytester.path, "good")
+    make_suite(pytester)
+    proxy.mode, proxy.healthy_until = "lose-reply", "runs/set-tag"  # then runs/update
+
+    first = evaluation(pytester, proxy.uri, experiment)
+
+    assert first.ret == pytest.ExitCode.OK
+    assert any("runs/update" in r for r in proxy.requests)  # it reached the server
+    assert len(outbox_entries(pytester)) == 1
+    proxy.mode, proxy.healthy_until = "forward", None
+    upload = run(pytester, "--klaud-upload", "--klaud-tracking-uri", proxy.uri)
+
+    assert upload.ret == 0, upload.stdout.str()
+    [logged] = runs_of(mlflow_server, experiment)
+    assert logged.info.status == "FINISHED"
+    evaluation_id = read_report(pytester.path / "app-eval")["run"]["evaluation_id"]
+    assert logged.data.tags["klaud_evaluation_id"] == evaluation_id
     assert outbox_entries(pytester) == []
 
 
