@@ -33,6 +33,7 @@ the first call that talks to MLflow does.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import sys
 import tempfile
@@ -340,6 +341,18 @@ def track_evaluation(
     the plugin's way, and return the run id. ``mode`` replaces the report's mode."""
     data = _as_report(report)
     if mode is not None:
-        data["run"]["mode"] = parse_mode(mode, {})
+        data = relabeled(data, mode)
     folder = Path(report).parent if isinstance(report, str | os.PathLike) else None
     return EvaluationTracker(experiment_name, tracking_uri).log_report(data, folder)
+
+
+def relabeled(report: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The report as an evaluation of ``mode``: under another mode it is another evaluation
+    (its own ``evaluation_id``, the same for every relabel of it to that mode)."""
+    run = report["run"]
+    mode = parse_mode(mode, {})
+    if mode != run.get("mode") and run.get("evaluation_id"):
+        origin = f"{run['evaluation_id']} as {mode}".encode()
+        run["evaluation_id"] = hashlib.sha256(origin).hexdigest()[:32]
+    run["mode"] = mode
+    return report

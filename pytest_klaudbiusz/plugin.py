@@ -275,7 +275,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     _load_dotenv(config)
     from . import tracking
-    from .api import track_evaluation
+    from .api import EvaluationTracker, relabeled
     from .render import load_report
 
     try:
@@ -290,16 +290,15 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if upload == UPLOAD_OUTBOX:
         return _upload_outbox(settings.outbox_dir, uri)
     experiment = tracking.resolve_experiment(settings.experiment, os.environ)
-    # An explicit --klaud-mode other than the report's relabels it: a run of another mode.
-    relabel = config.getoption("klaud_mode") and settings.mode != report["run"].get("mode")
-    mode = settings.mode if relabel else None
+    if config.getoption("klaud_mode"):  # explicit: relabel (another mode, another evaluation)
+        report = relabeled(report, settings.mode)
     try:
-        run_id = None if mode else tracking.logged_run(report, uri, experiment)
+        run_id = tracking.logged_run(report, uri, experiment)
         if run_id:
             print(f"{upload} is already in MLflow as run {run_id}: not logged again")
             return 0
         # the API's code path: the same run as the plugin's, attachments included
-        run_id = track_evaluation(path, mode, tracking_uri=uri, experiment_name=experiment)
+        run_id = EvaluationTracker(experiment, uri).log_report(report, path.parent)
     except tracking.TrackingError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(f"logged {upload} as MLflow run {run_id} ({experiment} at {tracking.display_uri(uri)})")

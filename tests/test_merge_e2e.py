@@ -94,7 +94,9 @@ def test_the_quality_gate_decides_the_exit_status_of_a_merge(pytester: pytest.Py
     assert passing.ret == pytest.ExitCode.OK, passing.stdout.str()  # though apps fail
     passing.stdout.fnmatch_lines(["*quality gate: PASSED*", "the gate decides the exit status: 0"])
     assert failing.ret == pytest.ExitCode.TESTS_FAILED, failing.stdout.str()
-    failing.stdout.fnmatch_lines(["*quality gate: FAILED*", "failed  data_returned_rate >= 0.9*"])
+    failing.stdout.fnmatch_lines(
+        ["*quality gate: FAILED*", "FAILED  data_returned_rate >= 0.9: measured 80.0%, limit 90.0%"]
+    )
     assert read_report(pytester.path / "merged")["gate"]["verdict"] == "failed"
 
 

@@ -97,6 +97,15 @@ def test_refused_credentials_keep_the_run_until_upload_sends_it_once(
             [f"* is already in MLflow as run {logged.info.run_id}: not logged again"]
         )
     assert len(runs_of(mlflow_server, experiment)) == 1
+    relabel = ("--klaud-upload", "app-eval/evaluation_report.json", "--klaud-mode", "mcp")
+    tracking = ("--klaud-tracking-uri", proxy.uri, "--klaud-experiment", experiment)
+    first, second = (run(pytester, *relabel, *tracking) for _ in range(2))
+    first.stdout.fnmatch_lines(["logged app-eval/evaluation_report.json as MLflow run *"])
+    second.stdout.fnmatch_lines(["* is already in MLflow as run *: not logged again"])
+    assert sorted(r.data.tags["mode"] for r in runs_of(mlflow_server, experiment)) == [
+        "manual",
+        "mcp",
+    ]  # another mode is another evaluation, logged once
 
 
 def test_server_dying_mid_run_is_made_good_by_the_next_tracked_run(
