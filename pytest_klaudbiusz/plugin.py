@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
-import uuid
 from collections.abc import Generator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import __version__, ordering, quality
+from . import ordering, quality
 from .apps import discover_apps
+from .controller import EvaluationController, ini_path
 from .fixture import KlaudApp
 from .model import AppStatus
-from .session import EvaluationSession, git_revision
 from .settings import (
+    NO_APPS_DIR,
     Settings,
     SettingsError,
     check_apps_dir,
@@ -37,7 +35,6 @@ from .settings import (
 
 if TYPE_CHECKING:
     from .model import AppResult
-    from .outbox import OutboxEntry
     from .reuse import ResultReuse
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -45,12 +42,7 @@ EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
 APP_KEY = pytest.StashKey[KlaudApp]()
 REUSE_KEY = pytest.StashKey["ResultReuse | None"]()
 NO_APPS_DIR_KEY = pytest.StashKey[str]()
-NO_APPS_DIR = "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
 UPLOAD_OUTBOX = "<outbox>"  # --klaud-upload without a report
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -209,11 +201,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
 
 
-def _ini_path(config: pytest.Config, value: str) -> Path:
-    base = config.inipath.parent if config.inipath else config.rootpath
-    return (base / value).resolve()
-
-
 def _settings(config: pytest.Config) -> Settings:
     def value(name: str) -> Any:
         option = config.getoption(name)
@@ -224,7 +211,7 @@ def _settings(config: pytest.Config) -> Settings:
         if option:
             return Path(config.invocation_params.dir, option).resolve()
         ini = config.getini(name)
-        return _ini_path(config, ini) if ini else None
+        return ini_path(config, ini) if ini else None
 
     def items(option: str, ini: str) -> list[str]:
         return [*config.getini(ini), *config.getoption(option)]
@@ -500,243 +487,3 @@ def pytest_runtest_makereport(
     if app is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
         report.klaud_result = app.result.to_dict()  # type: ignore[attr-defined]
     return report
-
-
-class EvaluationController:
-    """The controller process: gathers results, writes the reports, tracks the run."""
-
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
-        self.config, self.settings = config, settings
-        self.session = EvaluationSession()
-        self.started_at = _utc_now()
-        self.report: dict[str, Any] | None = None
-        self.report_paths: dict[str, Path] = {}
-        self.tracking_uri: str | None = None
-        self.experiment: str | None = None
-        self.tracking_error: str | None = None
-        self.usage_error = False
-        self.write_error: str | None = None
-        self.generation_results: dict[str, dict[str, Any]] | None = None
-        self.generation_results_path: Path | None = None
-        self.hook_problems: list[str] = []
-        self.outbox_entry: OutboxEntry | None = None
-        self.outbox_lines: list[str] = []
-        self.failures_besides_infra = 0  # failed tests that were not infrastructure errors
-        self.quality = quality.QualityControl(config, settings, self)  # gates, baseline, trend
-
-    def load_generation_results(self) -> None:
-        """``--klaud-generation-results``, read and checked before any app runs."""
-        option = self.config.getoption("klaud_generation_results")
-        ini = self.config.getini("klaud_generation_results")
-        if option:
-            path = Path(self.config.invocation_params.dir, option).resolve()
-        elif ini:
-            path = _ini_path(self.config, ini)
-        else:
-            return
-        from .generation import GenerationResultsError, load_generation_results
-
-        try:
-            self.generation_results = load_generation_results(path)
-        except GenerationResultsError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        self.generation_results_path = path
-
-    def _before_apps_run(self) -> None:
-        """Find the baseline, check the tracking target, and become the subreaper that
-        inherits the processes of an app whose worker dies (``kill_strays``)."""
-        from . import sharding
-        from .processes import become_subreaper
-
-        self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
-        sharding.check_shard(self.config, self.settings.tracking)  # a shard logs no run alone
-        become_subreaper()
-        if not self.settings.tracking or self.tracking_uri is not None:
-            return
-        from . import tracking
-
-        uri = tracking.resolve_tracking_uri(
-            self.settings.tracking_uri, os.environ, self.config.rootpath
-        )
-        try:
-            tracking.check_tracking_uri(uri, os.environ)
-        except tracking.TrackingError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        tracking.configure_mlflow_environment(os.environ)
-        self.tracking_uri = uri
-        self.experiment = tracking.resolve_experiment(self.settings.experiment, os.environ)
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.config.option.collectonly:  # nothing is evaluated: no report, no run
-            return
-        for item in session.items:
-            callspec = getattr(item, "callspec", None)
-            if callspec is not None and "klaud_app" in callspec.params:
-                self.session.expect(item.nodeid, callspec.params["klaud_app"])
-        if self.session.active:
-            self._before_apps_run()
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        if self.settings.apps_dir is not None and not self.config.option.collectonly:
-            self.session.expect_ids(ids, discover_apps(self.settings.apps_dir))
-        if self.session.active:
-            self._before_apps_run()
-
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed and NO_APPS_DIR in str(report.longrepr):  # from an xdist worker
-            self.usage_error = True
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        payload = getattr(report, "klaud_result", None)
-        if payload:
-            self.session.add(payload)
-        elif report.failed and report.when in ("setup", "???"):
-            lines = report.longreprtext.strip().splitlines() or ["no result"]
-            if self.session.add_crash(report.nodeid, lines[-1]):
-                return
-        infra = payload is not None and payload.get("status") == AppStatus.INFRA_ERROR.value
-        if report.failed and not infra:
-            self.failures_besides_infra += 1
-
-    def _run_info(self, model_version: str, interrupted: bool) -> dict[str, Any]:
-        from . import sharding
-
-        apps_dir = self.settings.apps_dir
-        commit, branch = git_revision(apps_dir or self.config.rootpath)
-        return {
-            "evaluation_id": uuid.uuid4().hex,
-            "status": "interrupted" if interrupted else "finished",
-            "mode": self.settings.mode,
-            "started_at": self.started_at,
-            "finished_at": _utc_now(),
-            "plugin_version": __version__,
-            "pytest_version": pytest.__version__,
-            "python_version": sys.version.split()[0],
-            "git_commit": commit,
-            "git_branch": branch,
-            "model_version": model_version,
-            "apps_dir": str(apps_dir) if apps_dir else None,
-            "command": " ".join(["pytest", *self.config.invocation_params.args]),
-            "tracking_uri": self.tracking_uri,
-            "experiment": self.experiment,
-            "mlflow_run_id": None,
-            **sharding.run_fields(self.config, apps_dir),  # the corpus, to merge shards
-        }
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.usage_error:
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        if not self.session.active or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
-            return  # a usage error stops the session before any app runs: no report, no run
-        from .dataset import dataset_info
-        from .processes import kill_strays
-
-        kill_strays()  # of apps whose xdist worker died or was stopped mid-app
-        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
-        from .generation import apply_generation_results, model_of
-        from .hooks import call_summary_hook
-        from .render import write_reports
-        from .report import build_report
-
-        results = self.session.results(
-            "interrupted before its evaluation finished" if interrupted else None
-        )
-        if self.generation_results is not None:
-            apply_generation_results(results, self.generation_results)
-        model_version = self.settings.model_version
-        if model_version == "unknown":
-            model_version = model_of(results) or "unknown"
-        run_info = self._run_info(model_version, interrupted)
-        run_info["generation_results"] = (
-            str(self.generation_results_path) if self.generation_results_path else None
-        )
-        run_info["dataset"] = dataset_info(
-            [Path(r.app_dir) for r in results], self.settings.apps_dir, self.config.rootpath
-        )
-        report = build_report(results, run_info)
-        self.hook_problems = call_summary_hook(self.config, report)
-        self.quality.before_reports(report, self.tracking_uri, self.experiment)  # gate, trend
-        self.report = report
-        try:
-            self.report_paths = write_reports(report, self.settings.report_dir)
-        except OSError as exc:  # checked at start; the disk can still fill up
-            self.write_error = (
-                f"cannot write the reports to {self.settings.report_dir}: {exc.strerror or exc}"
-            )
-            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-            return
-        if self.tracking_uri is not None and self.experiment is not None:
-            self._track(report, self.tracking_uri, self.experiment)
-
-    def _track(self, report: dict[str, Any], uri: str, experiment: str) -> None:
-        """Log the run through the outbox: kept there until MLflow has it all, then any
-        evaluation an earlier session could not send goes too (announced in the summary)."""
-        from . import tracking
-        from .outbox import Outbox, describe, send_waiting
-        from .render import write_reports
-
-        outbox = Outbox(self.settings.outbox_dir)
-        files = [*self.report_paths.values(), *self.quality.artifacts]
-        try:
-            self.outbox_entry = outbox.put(report, files, tracking.display_uri(uri), experiment)
-        except OSError as exc:  # sending is still worth a try
-            self.outbox_lines.append(
-                f"cannot keep the evaluation in the outbox {self.settings.outbox_dir}: "
-                f"{exc.strerror or exc}"
-            )
-
-        def remember_run(run_id: str) -> None:
-            report["run"]["mlflow_run_id"] = run_id
-            write_reports(report, self.settings.report_dir)
-
-        try:
-            tracking.log_report(report, files, uri, experiment, on_run_id=remember_run)
-        except tracking.TrackingError as exc:
-            self.tracking_error = str(exc)
-            if self.outbox_entry is not None:
-                outbox.note_error(self.outbox_entry, self.tracking_error)
-            return
-        if self.outbox_entry is not None:
-            outbox.remove(self.outbox_entry)
-            self.outbox_entry = None
-        self.outbox_lines += describe(*send_waiting(outbox, uri))
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.report is None:
-            return
-        from .render import render_terminal_summary
-
-        tr = terminalreporter
-        tr.write_sep("=", f"klaudbiusz evaluation ({self.settings.mode})")
-        for line in render_terminal_summary(self.report, str(self.settings.report_dir)):
-            tr.write_line(line)
-        for problem in self.hook_problems:
-            tr.write_line(f"WARNING: {problem}", yellow=True)
-        if self.write_error:
-            tr.write_line(f"ERROR: {self.write_error}", red=True)
-            return
-        run_id = self.report["run"]["mlflow_run_id"]
-        for line in self.outbox_lines:
-            tr.write_line(line)
-        if self.tracking_error:
-            later = (
-                f"the evaluation waits in the outbox {self.outbox_entry.folder}; send it with"
-                " pytest --klaud-upload (the next tracked run sends it too)"
-                if self.outbox_entry is not None
-                else f"log them later with: pytest --klaud-upload {self.report_paths['json']}"
-            )
-            tr.write_line(
-                f"MLflow tracking failed: {self.tracking_error} -- the reports are kept; {later}",
-                yellow=True,
-            )
-        elif run_id:
-            ui = (
-                f"mlflow ui --backend-store-uri {self.tracking_uri}"
-                if str(self.tracking_uri).startswith("sqlite")
-                else str(self.tracking_uri)
-            )
-            tr.write_line(f"MLflow experiment {self.experiment}; open it with: {ui}")
-        elif not self.settings.tracking:
-            tr.write_line("MLflow tracking off (--klaud-no-tracking)")

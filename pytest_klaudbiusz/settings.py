@@ -22,6 +22,9 @@ MAX_TIMEOUT = 86400.0
 RERUN_CHOICES = ("infra",)
 
 
+NO_APPS_DIR = "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
+
+
 class SettingsError(ValueError):
     pass
 
