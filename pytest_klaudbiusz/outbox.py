@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,10 +70,12 @@ class Outbox:
         return self._entry(folder)
 
     def note_error(self, entry: OutboxEntry, error: str) -> None:
+        """Best effort: why the entry is still here (the entry itself is what matters)."""
         path = entry.folder / ENTRY_FILE
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["error"] = error
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        with suppress(OSError, ValueError):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["error"] = error
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
     def remove(self, entry: OutboxEntry) -> None:
         shutil.rmtree(entry.folder, ignore_errors=True)
@@ -126,9 +129,10 @@ def send_waiting(outbox: Outbox, uri: str) -> tuple[list[Delivery], list[OutboxE
             continue
         try:
             delivery = _send(entry, uri)
-        except (tracking.TrackingError, ValueError) as exc:  # ValueError: a damaged report
-            outbox.note_error(entry, str(exc))
-            deliveries.append(Delivery(entry, error=str(exc)))
+        except (tracking.TrackingError, ValueError, OSError) as exc:  # a damaged report, disk
+            error = str(exc) if not isinstance(exc, OSError) else f"{exc.strerror or exc}"
+            outbox.note_error(entry, error)
+            deliveries.append(Delivery(entry, error=error))
             continue
         outbox.remove(entry)
         deliveries.append(delivery)
