@@ -39,6 +39,13 @@ def runs_of(server: MlflowServer, experiment: str) -> list[Any]:
     return client.search_runs([found.experiment_id]) if found else []
 
 
+def one_good_app(pytester: pytest.Pytester) -> str:
+    """A suite of one passing app; returns a fresh experiment name for it."""
+    make_app(pytester.path, "good")
+    make_suite(pytester)
+    return f"/Shared/outbox-{uuid.uuid4().hex[:8]}"
+
+
 def outbox_entries(pytester: pytest.Pytester) -> list[Path]:
     folder = pytester.path / ".klaud-outbox"
     return sorted(folder.iterdir()) if folder.exists() else []
@@ -47,9 +54,7 @@ def outbox_entries(pytester: pytest.Pytester) -> list[Path]:
 def test_refused_credentials_keep_the_run_until_upload_sends_it_once(
     pytester: pytest.Pytester, proxy: CountingProxy, mlflow_server: MlflowServer
 ) -> None:
-    experiment = f"/Shared/outbox-{uuid.uuid4().hex[:8]}"
-    make_app(pytester.path, "good")
-    make_suite(pytester)
+    experiment = one_good_app(pytester)
     proxy.mode = "deny"
 
     result = evaluation(pytester, proxy.uri, experiment)
@@ -111,9 +116,7 @@ def test_refused_credentials_keep_the_run_until_upload_sends_it_once(
 def test_server_dying_mid_run_is_made_good_by_the_next_tracked_run(
     pytester: pytest.Pytester, proxy: CountingProxy, mlflow_server: MlflowServer
 ) -> None:
-    experiment = f"/Shared/outbox-{uuid.uuid4().hex[:8]}"
-    make_app(pytester.path, "good")
-    make_suite(pytester)
+    experiment = one_good_app(pytester)
     proxy.mode, proxy.healthy_until = "drop", "runs/create"  # the server dies mid-run
 
     first = evaluation(pytester, proxy.uri, experiment)
@@ -144,9 +147,7 @@ def test_a_lost_answer_to_the_final_update_leaves_one_run(
 ) -> None:
     """The server ends the run but its answer never arrives: the plugin cannot know the
     run is whole, keeps the evaluation, and the resend still leaves exactly one run."""
-    experiment = f"/Shared/outbox-{uuid.uuid4().hex[:8]}"
-    make_app(pytester.path, "good")
-    make_suite(pytester)
+    experiment = one_good_app(pytester)
     proxy.mode, proxy.healthy_until = "lose-reply", "runs/set-tag"  # then runs/update
 
     first = evaluation(pytester, proxy.uri, experiment)
@@ -172,11 +173,10 @@ def test_a_server_that_never_answers_costs_bounded_time(
     the run; MLflow's HTTP timeout and retries are what bound it."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    make_app(pytester.path, "good")
-    make_suite(pytester)
+    experiment = one_good_app(pytester)
     proxy.mode = "hang"
 
-    result = evaluation(pytester, proxy.uri, f"/Shared/outbox-{uuid.uuid4().hex[:8]}")
+    result = evaluation(pytester, proxy.uri, experiment)
 
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["MLflow tracking failed: *timed out*waits in the outbox*"])
@@ -186,9 +186,7 @@ def test_a_server_that_never_answers_costs_bounded_time(
 def test_entries_for_another_tracking_target_stay(
     pytester: pytest.Pytester, proxy: CountingProxy, mlflow_server: MlflowServer
 ) -> None:
-    experiment = f"/Shared/outbox-{uuid.uuid4().hex[:8]}"
-    make_app(pytester.path, "good")
-    make_suite(pytester)
+    experiment = one_good_app(pytester)
     proxy.mode = "deny"
     evaluation(pytester, proxy.uri, experiment)
 
