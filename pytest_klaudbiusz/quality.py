@@ -673,7 +673,13 @@ class QualityControl:
         """The exit status once the gate and the infrastructure-error policy have had
         their say (``status``: pytest's); also updates the baseline and the summaries."""
         gate = self.gate
-        if gate is not None and gate.update_baseline and self.baseline_path is not None:
+        if (
+            gate is not None
+            and gate.update_baseline
+            and report["run"].get("status") == "interrupted"
+        ):
+            self.notes.append(("baseline not updated: the evaluation was interrupted", "yellow"))
+        elif gate is not None and gate.update_baseline and self.baseline_path is not None:
             try:
                 self.baseline_path.parent.mkdir(parents=True, exist_ok=True)
                 text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)

@@ -104,7 +104,9 @@ def test_interrupted_evaluation_is_reported_incomplete_and_leaves_nothing_runnin
     make_app(pytester.path, "b-hangs", build=hanging_build(marks), start="")
     make_app(pytester.path, "c-waits")
     make_suite(pytester)
-    session = Session(pytester, "--klaud-tracking-uri", sqlite_tracking_uri, *workers)
+    baseline = ("--klaud-baseline", "baseline.json", "--klaud-baseline-update")
+    gate = ("--klaud-max-new-failures", "0", *baseline)
+    session = Session(pytester, "--klaud-tracking-uri", sqlite_tracking_uri, *gate, *workers)
     session.wait_for("the hanging build start", (marks / "started").exists)
     session.wait_for("a-quick pass", lambda: session.has_line("test_app[a-quick]", "PASSED"))
     if how == "SIGTERM":
@@ -128,6 +130,8 @@ def test_interrupted_evaluation_is_reported_incomplete_and_leaves_nothing_runnin
     markdown = (pytester.path / "app-eval" / "EVALUATION_REPORT.md").read_text()
     assert "INCOMPLETE: the evaluation was interrupted" in markdown
     assert "INCOMPLETE: the evaluation was interrupted" in session.output
+    assert "baseline not updated: the evaluation was interrupted" in session.output
+    assert not (pytester.path / "baseline.json").exists()  # a partial run is no baseline
 
     client = MlflowClient(tracking_uri=sqlite_tracking_uri)
     runs = client.search_runs(
