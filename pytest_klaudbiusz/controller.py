@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,14 +165,14 @@ class EvaluationController:
         if not self.session.active or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             return  # a usage error stops the session before any app runs: no report, no run
         from .dataset import dataset_info
+        from .generation import apply_generation_results, model_of
+        from .hooks import call_summary_hook
         from .processes import kill_strays
+        from .render import write_reports
+        from .report import build_report
 
         kill_strays()  # of apps whose xdist worker died or was stopped mid-app
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
-        from .generation import apply_generation_results, model_of
-        from .hooks import call_summary_hook
-        from .render import write_reports
-        from .report import build_report
 
         results = self.session.results(
             "interrupted before its evaluation finished" if interrupted else None
@@ -230,6 +231,10 @@ class EvaluationController:
             self.tracking_error = str(exc)
             if self.outbox_entry is not None:
                 outbox.note_error(self.outbox_entry, self.tracking_error)
+            if report["run"]["mlflow_run_id"]:  # a partial run, replaced when the run is resent
+                report["run"]["mlflow_run_id"] = None
+                with suppress(OSError):
+                    write_reports(report, self.settings.report_dir)
             return
         if self.outbox_entry is not None:
             outbox.remove(self.outbox_entry)

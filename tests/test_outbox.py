@@ -125,6 +125,8 @@ def test_server_dying_mid_run_is_made_good_by_the_next_tracked_run(
     first_report = read_report(pytester.path / "app-eval")
     [partial] = runs_of(mlflow_server, experiment)
     assert partial.info.status != "FINISHED"  # what the dying server was left with
+    assert first_report["run"]["mlflow_run_id"] is None  # the report never names it
+    assert "mlflow run:" not in first.stdout.str()
     assert len(outbox_entries(pytester)) == 1
 
     proxy.mode, proxy.healthy_until = "forward", None
