@@ -195,6 +195,9 @@ def _track_merge(
             run_id=parent,
         )
     except tracking.TrackingError as exc:
+        if report["run"]["mlflow_run_id"] and not parent:  # a partial run, replaced on upload
+            report["run"].update(mlflow_run_id=None)
+            write_reports(report, settings.report_dir)
         print(
             f"MLflow tracking failed: {exc} -- the merged reports are kept; log them later"
             f" with: pytest --klaud-upload {files['json']}"
