@@ -187,7 +187,10 @@ class EvaluationController:
             str(self.generation_results_path) if self.generation_results_path else None
         )
         run_info["dataset"] = dataset_info(
-            [Path(r.app_dir) for r in results], self.settings.apps_dir, self.config.rootpath
+            [Path(r.app_dir) for r in results],
+            self.settings.apps_dir,
+            self.config.rootpath,
+            known=run_info["corpus"],  # hashed once for both
         )
         report = build_report(results, run_info)
         self.hook_problems = call_summary_hook(self.config, report)

@@ -119,9 +119,15 @@ def corpus_digest(app_dirs: Iterable[Path]) -> dict[str, Any]:
     return combine_digests(app_digests(app_dirs))
 
 
-def dataset_info(app_dirs: Iterable[Path], apps_dir: Path | None, rootdir: Path) -> dict[str, Any]:
+def dataset_info(
+    app_dirs: Iterable[Path],
+    apps_dir: Path | None,
+    rootdir: Path,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The run's dataset record: a name (the apps folder, relative to the rootdir when it is
-    inside it), where the apps are, and the corpus digest."""
+    inside it), where the apps are, and the corpus digest. ``known``: ``app_digest``
+    records already made, by folder name (the report's ``corpus``): not hashed again."""
     name, source = "apps", None
     if apps_dir is not None:
         source = str(apps_dir)
@@ -130,4 +136,6 @@ def dataset_info(app_dirs: Iterable[Path], apps_dir: Path | None, rootdir: Path)
         except ValueError:
             relative = "."
         name = relative if relative != "." else apps_dir.name or "apps"
-    return {"name": name, "source": source, **corpus_digest(app_dirs)}
+    known = known or {}
+    digests = {d.name: known.get(d.name) or app_digest(d) for d in app_dirs}
+    return {"name": name, "source": source, **combine_digests(digests)}
