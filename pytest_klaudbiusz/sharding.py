@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import quality
-from .model import CHECKS
+from .model import AppStatus
+from .report import apps_of
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -163,7 +164,8 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
         print(line)
     tracked = 0 if store is None else _track_merge(report, settings, store, files, control, parent)
     # as a single run's: failing apps fail it, unless a gate decides
-    status = control.settle(pytest.ExitCode.TESTS_FAILED if merged.failing else 0, report)
+    failed = pytest.ExitCode.TESTS_FAILED if merged.failures_besides_infra else 0
+    status = control.settle(failed, report)
     control.write_summary(_Printer())
     return max(status, tracked)
 
@@ -213,11 +215,10 @@ class MergedEvaluation:
     def __init__(self, report: dict[str, Any]) -> None:
         self.report: dict[str, Any] | None = report
         self.write_error: str | None = None
-        self.failing = sum(
-            app["status"] == "evaluated" and any(app["metrics"].get(c) is False for c in CHECKS)
-            for app in report["apps"]
+        self.failures_besides_infra = sum(  # apps failing a check: a single run's failures
+            app.status is AppStatus.EVALUATED and bool(app.failed_checks())
+            for app in apps_of(report)
         )
-        self.failures_besides_infra = self.failing
 
 
 class _Printer:
