@@ -217,9 +217,11 @@ def test_outbox_entries_are_whole_and_oldest_first(tmp_path: Path) -> None:
     (outbox.root / "c.tmp").mkdir()  # a put that never finished
     (outbox.root / "d").mkdir()  # not an entry
     assert {p.name for p in first.folder.iterdir()} == {*(f.name for f in files), ENTRY_FILE}
-    assert [e.folder.name for e in outbox.entries()] == sorted(
-        ["a", "b"], key=lambda n: ({"b": first, "a": second}[n].saved_at, n)
-    )
+    for entry, saved_at, order in ((first, "2099", ["a", "b"]), (second, "2100", ["b", "a"])):
+        entry_file = entry.folder / ENTRY_FILE
+        data = json.loads(entry_file.read_text()) | {"saved_at": f"{saved_at}-01-01T00:00:00Z"}
+        entry_file.write_text(json.dumps(data))
+        assert [e.folder.name for e in outbox.entries()] == order  # oldest first
     outbox.note_error(first, "connection refused")
     assert {e.folder.name: e.error for e in outbox.entries()}["b"] == "connection refused"
     outbox.remove(first)
