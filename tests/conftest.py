@@ -17,6 +17,11 @@ from pathlib import Path
 
 import pytest
 
+# Imported here, before any test runs: the ``pytester`` fixture snapshots ``sys.modules``
+# and, after its test, drops the modules imported meanwhile; mlflow imported inside such a
+# test is then left half-unloaded, and the next ``from mlflow.tracking import ...`` fails.
+from mlflow.tracking import MlflowClient
+
 MLFLOW_SERVER_START_TIMEOUT_SEC = 120.0
 
 
@@ -105,8 +110,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 @pytest.fixture(scope="session")
 def _initialised_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty MLflow SQLite store; initialising one takes seconds (alembic migrations)."""
-    from mlflow.tracking import MlflowClient
-
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from mlflow.tracking import MlflowClient  # before pytester snapshots sys.modules
+from mlflow.tracking import MlflowClient
 from test_plugin import NO_TRACKING, make_app, make_suite, read_report
 
 WAIT_SEC = 120

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlflow.tracking import MlflowClient  # before pytester snapshots sys.modules
+from mlflow.tracking import MlflowClient
 from mlflow_proxy import CountingProxy
 from test_plugin import make_app, make_suite, read_report, run
 
