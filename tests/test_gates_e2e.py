@@ -120,8 +120,9 @@ class Evaluations:
         write_apps(self.pytester.path, APPS, **outcomes)
         while int(time.time()) <= self._last_second:
             time.sleep(0.05)
-        self._last_second = int(time.time())
         result = self.pytester.runpytest("-p", "no:cacheprovider", *self.store_args, *args)
+        # after the run: its start time (whole seconds) is at most this, the next one's later
+        self._last_second = int(time.time())
         return result, read_report(self.pytester.path / "app-eval")
 
     def compare(self, *args: str) -> pytest.RunResult:
