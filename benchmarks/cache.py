@@ -22,9 +22,9 @@ from pathlib import Path
 
 from _common import ROOT, clean_env, machine_table, markdown_table, median, timed, wall_and_cpu
 
-from pytest_klaudbiusz.apps import discover_apps
-from pytest_klaudbiusz.evaluation import EvalOptions
-from pytest_klaudbiusz.reuse import result_key
+from pytest_klaudbiusz.apps.evaluation import EvalOptions
+from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.scale.reuse import result_key
 
 TARGET_RATIO = 20.0
 

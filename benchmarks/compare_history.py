@@ -36,9 +36,9 @@ from pathlib import Path
 
 from _common import clean_env, interleaved, machine_table, markdown_table, median, timed
 
-from pytest_klaudbiusz.model import CHECKS, AppResult
-from pytest_klaudbiusz.render import write_reports
-from pytest_klaudbiusz.report import build_report
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.model import CHECKS, AppResult
+from pytest_klaudbiusz.results.render import write_reports
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"
 WITH_REPORTS = 10  # newest runs that get their evaluation_report.json artifact
@@ -138,7 +138,7 @@ def create_store(folder: Path, runs: int, apps: int) -> str:
 
 def in_process(label: str, uri: str) -> tuple[str, str, str, str]:
     """Milliseconds of the bounded search, two report downloads, and an unbounded search."""
-    from pytest_klaudbiusz.history import History
+    from pytest_klaudbiusz.tracking.history import History
 
     history = History(uri, EXPERIMENT)
     history.recent(1)  # warm: experiment lookup, SQLAlchemy mappers

@@ -47,8 +47,8 @@ from _common import (
     timed,
 )
 
-from pytest_klaudbiusz.evaluation import EvalOptions, evaluate_app
-from pytest_klaudbiusz.model import AppResult
+from pytest_klaudbiusz.apps.evaluation import EvalOptions, evaluate_app
+from pytest_klaudbiusz.results.model import AppResult
 
 STAGES = ("install", "build", "typecheck", "test")
 SERVER = """\

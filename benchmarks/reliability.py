@@ -53,8 +53,8 @@ from hostile_apps import copy_app, tree_digest
 from mlflow_proxy import CountingProxy
 from test_plugin import TEST_FILE, make_app
 
-from pytest_klaudbiusz.apps import discover_apps
-from pytest_klaudbiusz.processes import TOKEN_VAR, port_is_free
+from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.apps.processes import TOKEN_VAR, port_is_free
 
 STAGE_TIMEOUT = 5
 TIMEOUTS = [

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from _common import clean_env, interleaved, machine_table, markdown_table, median, run_quiet
 
-from pytest_klaudbiusz.scheduling import app_durations
+from pytest_klaudbiusz.scale.scheduling import app_durations
 
 LONG = {"zz-long-1": 8.0, "zz-long-2": 7.0, "zz-long-3": 6.0}
 SHORT = {f"app-{i:02d}": 1.0 for i in range(12)}

@@ -5,7 +5,7 @@
 Starts a real ``mlflow server`` (SQLite store, artifacts in a temp dir) and a small
 counting reverse proxy in front of it, builds evaluation reports of 2 and 200 apps
 with the real ``build_report`` and ``write_reports``, and logs each with the
-function the plugin uses, ``pytest_klaudbiusz.tracking.log_report``. For comparison,
+function the plugin uses, ``pytest_klaudbiusz.tracking.runs.log_report``. For comparison,
 the naive way logs the same content one call at a time (``mlflow.log_metric`` per
 summary metric, ``log_param`` per param, ``set_tag`` per tag). Requests are counted
 on one run of each through the proxy; times are medians of interleaved runs straight
@@ -39,10 +39,11 @@ from _common import (
 sys.path.insert(0, str(ROOT / "tests"))
 from mlflow_proxy import CountingProxy  # the tests' proxy: one copy
 
-from pytest_klaudbiusz import __version__, tracking
-from pytest_klaudbiusz.model import STAGES, AppResult, Outcome, StageOutcome
-from pytest_klaudbiusz.render import write_reports
-from pytest_klaudbiusz.report import build_report
+from pytest_klaudbiusz import __version__
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.model import STAGES, AppResult, Outcome, StageOutcome
+from pytest_klaudbiusz.results.render import write_reports
+from pytest_klaudbiusz.tracking import runs as tracking
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"
 

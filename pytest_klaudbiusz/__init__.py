@@ -14,11 +14,15 @@ __version__ = "0.1.0"
 
 __all__ = ["EvaluationTracker", "TrackingError", "__version__", "track_evaluation"]
 
-_LAZY = {"EvaluationTracker": "api", "track_evaluation": "api", "TrackingError": "tracking"}
+_LAZY = {
+    "EvaluationTracker": "tracking.api",
+    "track_evaluation": "tracking.api",
+    "TrackingError": "tracking.runs",
+}
 
 if TYPE_CHECKING:
-    from .api import EvaluationTracker, track_evaluation
-    from .tracking import TrackingError
+    from pytest_klaudbiusz.tracking.api import EvaluationTracker, track_evaluation
+    from pytest_klaudbiusz.tracking.runs import TrackingError
 
 
 def __getattr__(name: str) -> Any:

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import __version__, quality
-from .apps import discover_apps
-from .model import AppStatus
-from .session import EvaluationSession, git_revision
-from .settings import NO_APPS_DIR, Settings
+from pytest_klaudbiusz import __version__
+from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.inbox import EvaluationSession, git_revision
+from pytest_klaudbiusz.results.model import AppStatus
+from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
 
 if TYPE_CHECKING:
-    from .outbox import OutboxEntry
+    from pytest_klaudbiusz.tracking.outbox import OutboxEntry
 
 
 def utc_now() -> str:
@@ -68,7 +69,10 @@ class EvaluationController:
             path = ini_path(self.config, ini)
         else:
             return
-        from .generation import GenerationResultsError, load_generation_results
+        from pytest_klaudbiusz.results.generation import (
+            GenerationResultsError,
+            load_generation_results,
+        )
 
         try:
             self.generation_results = load_generation_results(path)
@@ -79,15 +83,15 @@ class EvaluationController:
     def _before_apps_run(self) -> None:
         """Find the baseline, check the tracking target, and become the subreaper that
         inherits the processes of an app whose worker dies (``kill_strays``)."""
-        from . import sharding
-        from .processes import become_subreaper
+        from pytest_klaudbiusz.apps.processes import become_subreaper
+        from pytest_klaudbiusz.scale import sharding
 
         self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
         sharding.check_shard(self.config, self.settings.tracking)  # a shard logs no run alone
         become_subreaper()
         if not self.settings.tracking or self.tracking_uri is not None:
             return
-        from . import tracking
+        from pytest_klaudbiusz.tracking import runs as tracking
 
         uri = tracking.resolve_tracking_uri(
             self.settings.tracking_uri, os.environ, self.config.rootpath
@@ -134,7 +138,7 @@ class EvaluationController:
             self.failures_besides_infra += 1
 
     def _run_info(self, model_version: str, interrupted: bool) -> dict[str, Any]:
-        from . import sharding
+        from pytest_klaudbiusz.scale import sharding
 
         apps_dir = self.settings.apps_dir
         commit, branch = git_revision(apps_dir or self.config.rootpath)
@@ -164,12 +168,12 @@ class EvaluationController:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         if not self.session.active or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             return  # a usage error stops the session before any app runs: no report, no run
-        from .dataset import dataset_info
-        from .generation import apply_generation_results, model_of
-        from .hooks import call_summary_hook
-        from .processes import kill_strays
-        from .render import write_reports
-        from .report import build_report
+        from pytest_klaudbiusz.apps.processes import kill_strays
+        from pytest_klaudbiusz.hooks import call_summary_hook
+        from pytest_klaudbiusz.results.aggregate import build_report
+        from pytest_klaudbiusz.results.dataset import dataset_info
+        from pytest_klaudbiusz.results.generation import apply_generation_results, model_of
+        from pytest_klaudbiusz.results.render import write_reports
 
         kill_strays()  # of apps whose xdist worker died or was stopped mid-app
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
@@ -210,9 +214,9 @@ class EvaluationController:
     def _track(self, report: dict[str, Any], uri: str, experiment: str) -> None:
         """Log the run through the outbox: kept there until MLflow has it all, then any
         evaluation an earlier session could not send goes too (announced in the summary)."""
-        from . import tracking
-        from .outbox import Outbox, describe, send_waiting
-        from .render import write_reports
+        from pytest_klaudbiusz.results.render import write_reports
+        from pytest_klaudbiusz.tracking import runs as tracking
+        from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
 
         outbox = Outbox(self.settings.outbox_dir)
         files = [*self.report_paths.values(), *self.quality.artifacts]
@@ -247,7 +251,7 @@ class EvaluationController:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:
             return
-        from .render import render_terminal_summary
+        from pytest_klaudbiusz.results.render import render_terminal_summary
 
         tr = terminalreporter
         tr.write_sep("=", f"klaudbiusz evaluation ({self.settings.mode})")

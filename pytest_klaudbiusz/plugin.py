@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import ordering, quality
-from .apps import discover_apps
-from .controller import EvaluationController, ini_path
-from .fixture import KlaudApp
-from .model import AppStatus
-from .settings import (
+from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.controller import EvaluationController, ini_path
+from pytest_klaudbiusz.klaud_app import KlaudApp
+from pytest_klaudbiusz.results.model import AppStatus
+from pytest_klaudbiusz.scale import ordering
+from pytest_klaudbiusz.settings import (
     NO_APPS_DIR,
     Settings,
     SettingsError,
@@ -34,8 +35,8 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
-    from .model import AppResult
-    from .reuse import ResultReuse
+    from pytest_klaudbiusz.results.model import AppResult
+    from pytest_klaudbiusz.scale.reuse import ResultReuse
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
@@ -196,7 +197,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hooks
+    from pytest_klaudbiusz import hooks
 
     pluginmanager.add_hookspecs(hooks)
 
@@ -261,9 +262,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not upload:
         return None
     _load_dotenv(config)
-    from . import tracking
-    from .api import EvaluationTracker, relabeled
-    from .render import load_report
+    from pytest_klaudbiusz.results.render import load_report
+    from pytest_klaudbiusz.tracking import runs as tracking
+    from pytest_klaudbiusz.tracking.api import EvaluationTracker, relabeled
 
     try:
         settings = _settings(config)
@@ -294,7 +295,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def _upload_outbox(folder: Path, uri: str) -> int:
     """``--klaud-upload`` alone: send what waits in the outbox for this tracking target."""
-    from .outbox import Outbox, describe, send_waiting
+    from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
 
     outbox = Outbox(folder)
     if not outbox.entries():
@@ -309,7 +310,7 @@ def _upload_outbox(folder: Path, uri: str) -> int:
 def _sharding_main(config: pytest.Config) -> int:
     """``--klaud-merge`` / ``--klaud-open-run``: run no apps (see sharding.py)."""
     _load_dotenv(config)
-    from . import sharding
+    from pytest_klaudbiusz.scale import sharding
 
     try:
         settings = _settings(config)
@@ -415,8 +416,8 @@ def _result_reuse(config: pytest.Config, settings: Settings) -> ResultReuse | No
     clear = config.getoption("klaud_cache_clear")
     if not (settings.cache or clear or settings.rerun):
         return None  # reuse.py (and what it imports) is not loaded
-    from .render import FILE_NAMES
-    from .reuse import ResultCache, ResultReuse, last_verdicts
+    from pytest_klaudbiusz.results.render import FILE_NAMES
+    from pytest_klaudbiusz.scale.reuse import ResultCache, ResultReuse, last_verdicts
 
     cache = None
     if settings.cache or clear:
@@ -446,7 +447,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def _evaluate(app_dir: Path, settings: Settings, reuse: ResultReuse | None) -> KlaudApp:
-    from .evaluation import EvalOptions, InfraError, evaluate_app, infra_result
+    from pytest_klaudbiusz.apps.evaluation import (
+        EvalOptions,
+        InfraError,
+        evaluate_app,
+        infra_result,
+    )
 
     options = EvalOptions(os.environ, settings.timeouts, settings.env_passthrough)
 

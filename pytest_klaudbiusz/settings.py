@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .apps import discover_apps
-from .model import DEFAULT_TIMEOUTS
+from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.results.model import DEFAULT_TIMEOUTS
 
 _MODE = re.compile(r"[A-Za-z0-9_.-]+")
 #: Longer timeouts (or inf) overflow socket and process waits; a day is plenty.

@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import pytest
 
-from pytest_klaudbiusz.model import CHECKS, AppResult
-from pytest_klaudbiusz.report import build_report
-from pytest_klaudbiusz.tracking import configure_mlflow_environment
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.model import CHECKS, AppResult
+from pytest_klaudbiusz.tracking.runs import configure_mlflow_environment
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -102,7 +102,7 @@ def test_package_exports_are_lazy_and_never_import_mlflow() -> None:
     code = (
         "import sys\n"
         "import pytest_klaudbiusz, pytest_klaudbiusz.plugin\n"
-        "print('api' in dir(pytest_klaudbiusz), 'pytest_klaudbiusz.api' in sys.modules)\n"
+        "print('api' in dir(pytest_klaudbiusz), 'pytest_klaudbiusz.tracking.api' in sys.modules)\n"
         "from pytest_klaudbiusz import EvaluationTracker, TrackingError, track_evaluation\n"
         "print(EvaluationTracker.__module__, track_evaluation.__module__, TrackingError.__name__)\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'pandas'}))\n"
@@ -117,7 +117,7 @@ def test_package_exports_are_lazy_and_never_import_mlflow() -> None:
     )
     assert out.stdout.splitlines() == [
         "False False",  # loading the plugin imports no API module
-        "pytest_klaudbiusz.api pytest_klaudbiusz.api TrackingError",
+        "pytest_klaudbiusz.tracking.api pytest_klaudbiusz.tracking.api TrackingError",
         "[]",  # and the API imports no mlflow until it talks to MLflow
         "True",
         "module 'pytest_klaudbiusz' has no attribute 'NoSuchThing'",

@@ -1,4 +1,4 @@
-"""Discovery, the klaud.toml manifest and template detection (pytest_klaudbiusz.apps)."""
+"""Discovery, the klaud.toml manifest and template detection (pytest_klaudbiusz.apps.plan)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.apps import (
+from pytest_klaudbiusz.apps.plan import (
     COMMAND_STAGES,
     DEFAULT_HEALTH,
     DEFAULT_READY_TIMEOUT,

@@ -1,6 +1,6 @@
 """Comparing runs: exact McNemar p-values, per-app diffs, direction-aware changes, the text and
-Markdown layout (pytest_klaudbiusz.compare), and reading runs back from a real SQLite store
-(pytest_klaudbiusz.history) and drawing their trend (pytest_klaudbiusz.trend)."""
+Markdown layout (pytest_klaudbiusz.ci.compare), and reading runs back from a real SQLite store
+(pytest_klaudbiusz.tracking.history) and drawing their trend (pytest_klaudbiusz.results.trend)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz import compare
-from pytest_klaudbiusz.compare import (
+from pytest_klaudbiusz.ci import compare
+from pytest_klaudbiusz.ci.compare import (
     Comparison,
     RunRecord,
     change,
@@ -23,8 +23,8 @@ from pytest_klaudbiusz.compare import (
     shown_metrics,
     trend_data,
 )
-from pytest_klaudbiusz.model import CHECKS, AppResult
-from pytest_klaudbiusz.report import build_report
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.model import CHECKS, AppResult
 
 
 def app(name: str, failing: tuple[str, ...] = ()) -> AppResult:
@@ -218,8 +218,8 @@ def test_markdown_has_the_same_sections() -> None:
 
 
 def log(uri: str, report: dict[str, Any], folder: Path, experiment: str = "exp") -> str:
-    from pytest_klaudbiusz.render import write_reports
-    from pytest_klaudbiusz.tracking import log_report
+    from pytest_klaudbiusz.results.render import write_reports
+    from pytest_klaudbiusz.tracking.runs import log_report
 
     files = write_reports(report, folder)
     return log_report(report, [files["json"]], uri, experiment)
@@ -228,7 +228,7 @@ def log(uri: str, report: dict[str, Any], folder: Path, experiment: str = "exp")
 def test_history_reads_the_latest_runs_of_a_mode_and_their_reports(
     sqlite_tracking_uri: str, tmp_path: Path
 ) -> None:
-    from pytest_klaudbiusz.history import History, HistoryError
+    from pytest_klaudbiusz.tracking.history import History, HistoryError
 
     ids = {}
     for i, (mode, failing) in enumerate(
@@ -258,7 +258,7 @@ def test_history_reads_the_latest_runs_of_a_mode_and_their_reports(
 
 
 def test_trend_chart_is_a_png_with_one_line_per_rate(tmp_path: Path) -> None:
-    from pytest_klaudbiusz.trend import write_trend_png
+    from pytest_klaudbiusz.results.trend import write_trend_png
 
     runs = [
         record("r1", "mcp", "2026-11-24T06:00:00Z", build_success_rate=0.9, tests_pass_rate=0.5),

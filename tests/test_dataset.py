@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_klaudbiusz.apps import discover_apps
-from pytest_klaudbiusz.dataset import DIGEST_CHARS, corpus_digest, dataset_info
+from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.results.dataset import DIGEST_CHARS, corpus_digest, dataset_info
 
 REPO = Path(__file__).resolve().parents[1]
 

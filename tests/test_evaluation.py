@@ -19,10 +19,10 @@ import pytest
 from hostile_apps import FAST, Outside, copy_app, evaluate, outcomes
 
 import pytest_klaudbiusz
-from pytest_klaudbiusz.evaluation import InfraError
-from pytest_klaudbiusz.logs import EXCERPT_CHARS
-from pytest_klaudbiusz.model import CHECKS, STAGES, AppStatus
-from pytest_klaudbiusz.processes import port_is_free
+from pytest_klaudbiusz.apps.evaluation import InfraError
+from pytest_klaudbiusz.apps.logs import EXCERPT_CHARS
+from pytest_klaudbiusz.apps.processes import port_is_free
+from pytest_klaudbiusz.results.model import CHECKS, STAGES, AppStatus
 
 PASSED, FAILED, SKIPPED, NA = "passed", "failed", "skipped", "not_applicable"
 
@@ -304,15 +304,25 @@ def test_a_malformed_manifest_is_an_app_failure_that_names_the_problem(
 # --- whose fault ----------------------------------------------------------------
 
 
-def _path_without(program: str) -> str:
-    return os.pathsep.join(
-        d for d in os.environ["PATH"].split(os.pathsep) if not shutil.which(program, path=d)
-    )
+def _path_without(program: str, tmp_path: Path) -> str:
+    """PATH with every other program, also where ``program`` shares a folder with node."""
+    shadow = tmp_path / "path-without"
+    shadow.mkdir()
+    folders = []
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not shutil.which(program, path=folder):
+            folders.append(folder)
+            continue
+        for entry in Path(folder).iterdir():
+            if entry.name != program and not (shadow / entry.name).exists():
+                (shadow / entry.name).symlink_to(entry)
+        folders.append(str(shadow))
+    return os.pathsep.join(folders)
 
 
 def test_a_missing_package_manager_is_an_infrastructure_error_naming_it(tmp_path: Path) -> None:
     outside = Outside(tmp_path)
-    path = _path_without("bun")
+    path = _path_without("bun", tmp_path)
     assert shutil.which("bun", path=path) is None
     assert shutil.which("node", path=path) is not None
     with pytest.raises(InfraError, match=r"\bbun\b"):
@@ -374,7 +384,7 @@ def test_a_flood_does_not_fill_the_disk(tmp_path: Path) -> None:
 PEAK_MEMORY = """
 import json, re, sys
 from pathlib import Path
-from pytest_klaudbiusz.evaluation import EvalOptions, evaluate_app
+from pytest_klaudbiusz.apps.evaluation import EvalOptions, evaluate_app
 
 evaluate_app(Path(sys.argv[1]), EvalOptions(json.loads(sys.argv[2]), json.loads(sys.argv[3])))
 print(re.search(r"VmHWM:\\s*(\\d+) kB", Path("/proc/self/status").read_text()).group(1))

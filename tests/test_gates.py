@@ -1,4 +1,4 @@
-"""Quality gate rules, directions and verdicts (pytest_klaudbiusz.gates), on built reports."""
+"""Quality gate rules, directions and verdicts (pytest_klaudbiusz.ci.gates), on built reports."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz import gates
-from pytest_klaudbiusz.gates import (
+from pytest_klaudbiusz.ci import gates
+from pytest_klaudbiusz.ci.gates import (
     FAIL_OVER,
     FAIL_UNDER,
     HIGHER,
@@ -25,8 +25,8 @@ from pytest_klaudbiusz.gates import (
     mlflow_fields,
     parse_gate,
 )
-from pytest_klaudbiusz.model import CHECKS, RATES, AppResult, AppStatus
-from pytest_klaudbiusz.report import build_report
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.model import CHECKS, RATES, AppResult, AppStatus
 
 RUN = {"mode": "mcp", "started_at": "2026-11-26T06:10:12Z", "finished_at": "2026-11-26T06:11:00Z"}
 
@@ -403,7 +403,7 @@ def test_terminal_and_markdown_name_rule_measured_value_limit_and_apps() -> None
 
 def test_importing_gates_and_compare_loads_neither_pytest_nor_mlflow() -> None:
     code = (
-        "import sys, pytest_klaudbiusz.gates, pytest_klaudbiusz.compare\n"
+        "import sys, pytest_klaudbiusz.ci.gates, pytest_klaudbiusz.ci.compare\n"
         "print(sorted(m for m in ('pytest', 'mlflow', 'matplotlib') if m in sys.modules))\n"
     )
     out = subprocess.run(

@@ -42,13 +42,13 @@ def _mlflow_warmed_up_before_pytester(
     so every mlflow path the tests take, on SQLite and over HTTP, runs once here first."""
     from mlflow.tracking import MlflowClient
 
-    from pytest_klaudbiusz.compare import record_from_report, trend_data
-    from pytest_klaudbiusz.history import History
-    from pytest_klaudbiusz.model import AppResult
-    from pytest_klaudbiusz.render import write_reports
-    from pytest_klaudbiusz.report import build_report
-    from pytest_klaudbiusz.tracking import log_report
-    from pytest_klaudbiusz.trend import write_trend_png
+    from pytest_klaudbiusz.ci.compare import record_from_report, trend_data
+    from pytest_klaudbiusz.results.aggregate import build_report
+    from pytest_klaudbiusz.results.model import AppResult
+    from pytest_klaudbiusz.results.render import write_reports
+    from pytest_klaudbiusz.results.trend import write_trend_png
+    from pytest_klaudbiusz.tracking.history import History
+    from pytest_klaudbiusz.tracking.runs import log_report
 
     folder = tmp_path_factory.mktemp("warm-up")
     shutil.copyfile(_initialised_mlflow_db, folder / "mlflow.db")
@@ -138,10 +138,10 @@ def log_run(
 ) -> str:
     """Log a report of the apps as an evaluation would have (a failed build skips runtime,
     and no app here has a server, so runtime always fails; tests run after install)."""
-    from pytest_klaudbiusz.model import AppResult
-    from pytest_klaudbiusz.render import write_reports
-    from pytest_klaudbiusz.report import build_report
-    from pytest_klaudbiusz.tracking import log_report
+    from pytest_klaudbiusz.results.aggregate import build_report
+    from pytest_klaudbiusz.results.model import AppResult
+    from pytest_klaudbiusz.results.render import write_reports
+    from pytest_klaudbiusz.tracking.runs import log_report
 
     apps = [
         AppResult(
@@ -603,8 +603,9 @@ def test_too_few_apps_in_common_with_the_baseline_fails_the_gate(pytester: pytes
 def test_importing_the_plugin_loads_no_gate_compare_or_chart_code() -> None:
     code = (
         "import sys, pytest_klaudbiusz.plugin\n"
-        "names = ('mlflow', 'matplotlib', 'pytest_klaudbiusz.gates', 'pytest_klaudbiusz.compare',"
-        " 'pytest_klaudbiusz.history', 'pytest_klaudbiusz.trend')\n"
+        "names = ('mlflow', 'matplotlib', 'pytest_klaudbiusz.ci.gates',"
+        " 'pytest_klaudbiusz.ci.compare',"
+        " 'pytest_klaudbiusz.tracking.history', 'pytest_klaudbiusz.results.trend')\n"
         "print(sorted(m for m in names if m in sys.modules))\n"
     )
     out = subprocess.run(

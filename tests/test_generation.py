@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.generation import (
+from pytest_klaudbiusz.results.aggregate import build_report, summarize
+from pytest_klaudbiusz.results.generation import (
     GenerationResultsError,
     apply_generation_results,
     cost_quality_markdown,
     load_generation_results,
     model_of,
 )
-from pytest_klaudbiusz.model import CHECKS, AppResult, AppStatus
-from pytest_klaudbiusz.render import render_markdown
-from pytest_klaudbiusz.report import build_report, summarize
+from pytest_klaudbiusz.results.model import CHECKS, AppResult, AppStatus
+from pytest_klaudbiusz.results.render import render_markdown
 
 RUN = {"mode": "mcp", "started_at": "2026-01-02T03:04:05Z", "finished_at": "2026-01-02T03:09:05Z"}
 

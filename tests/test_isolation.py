@@ -15,8 +15,8 @@ import psutil
 import pytest
 from hostile_apps import Outside, copy_app, evaluate, outcomes, tree_digest
 
-from pytest_klaudbiusz.model import AppResult
-from pytest_klaudbiusz.processes import port_is_free
+from pytest_klaudbiusz.apps.processes import port_is_free
+from pytest_klaudbiusz.results.model import AppResult
 
 # --- nothing outlives the evaluation ------------------------------------------------
 

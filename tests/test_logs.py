@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from pytest_klaudbiusz.logs import (
+from pytest_klaudbiusz.apps.logs import (
     EXCERPT_CHARS,
     EXCERPT_HEAD_BYTES,
     EXCERPT_TAIL_BYTES,
@@ -17,7 +17,7 @@ from pytest_klaudbiusz.logs import (
     LogPipe,
     dropped_marker,
 )
-from pytest_klaudbiusz.scoring import parse_coverage
+from pytest_klaudbiusz.apps.scoring import parse_coverage
 
 SECRET = "SECRET-VALUE-0123456789"
 MARKER_LINE = re.compile(r"^\[\.\.\. [\d,]+ bytes dropped \.\.\.\]$", re.MULTILINE)

@@ -1,4 +1,4 @@
-"""Merging shard reports (pytest_klaudbiusz.merge): one evaluation, each app exactly once."""
+"""Merging shard reports (pytest_klaudbiusz.scale.merge): one evaluation, each app exactly once."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from test_report import sample
 from test_tracking import subprocess_env
 
-from pytest_klaudbiusz.dataset import app_digests, combine_digests, corpus_digest
-from pytest_klaudbiusz.merge import MergeError, merge_reports, parent_run_id
-from pytest_klaudbiusz.model import AppResult
-from pytest_klaudbiusz.report import build_report
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.dataset import app_digests, combine_digests, corpus_digest
+from pytest_klaudbiusz.results.model import AppResult
+from pytest_klaudbiusz.scale.merge import MergeError, merge_reports, parent_run_id
 
 #: A corpus record as shards keep it: app name -> its app_digest.
 CORPUS = {
@@ -175,7 +175,7 @@ def test_parent_run_is_the_shards_common_one() -> None:
 
 def test_importing_merge_loads_neither_mlflow_nor_pytest() -> None:
     code = (
-        "import sys, pytest_klaudbiusz.merge;"
+        "import sys, pytest_klaudbiusz.scale.merge;"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'pytest', '_pytest'}))"
     )
     result = subprocess.run(

@@ -208,7 +208,7 @@ def test_merge_completes_the_parent_run_as_a_single_run_would_log_it(
         s["apps"] for s in report["run"]["shards"]
     )
 
-    from pytest_klaudbiusz.history import History  # what baselines and --klaud-compare see
+    from pytest_klaudbiusz.tracking.history import History  # what baselines and --klaud-compare see
 
     recent = History(mlflow_server.uri, experiment).recent(10)
     assert [r.run_id for r in recent] == [parent, whole_run_id] or [r.run_id for r in recent] == [

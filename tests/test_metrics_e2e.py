@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_plugin import NO_TRACKING, make_app, make_suite, read_report, run
 
-from pytest_klaudbiusz import scoring
-from pytest_klaudbiusz.apps import discover_apps
-from pytest_klaudbiusz.dataset import corpus_digest
+from pytest_klaudbiusz.apps import scoring
+from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.results.dataset import corpus_digest
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -569,7 +569,7 @@ def test_summary_hook_values_must_be_finite_numbers(pytester: pytest.Pytester) -
 def test_typecheck_comes_from_the_script_or_a_tsconfig_else_does_not_apply(
     tmp_path: Path,
 ) -> None:
-    from pytest_klaudbiusz.apps import plan_app
+    from pytest_klaudbiusz.apps.plan import plan_app
 
     def app(name: str, files: dict[str, str]) -> Path:
         for rel, text in files.items():
@@ -600,7 +600,7 @@ def test_typecheck_comes_from_the_script_or_a_tsconfig_else_does_not_apply(
 def test_a_tsconfig_the_app_cannot_check_fails_type_safety(tmp_path: Path) -> None:
     """TypeScript sources with a tsconfig: typecheck runs and fails here (a type error, or no
     TypeScript installed at all), so type_safety is False, never a pass; no types: None."""
-    from pytest_klaudbiusz.evaluation import EvalOptions, evaluate_app
+    from pytest_klaudbiusz.apps.evaluation import EvalOptions, evaluate_app
 
     typed = tmp_path / "typed"
     (typed / "src").mkdir(parents=True)

@@ -18,8 +18,8 @@ from mlflow_proxy import CountingProxy
 from test_plugin import make_app, make_suite, read_report, run
 
 from conftest import MlflowServer
-from pytest_klaudbiusz.outbox import ENTRY_FILE, Outbox
-from pytest_klaudbiusz.tracking import _ms
+from pytest_klaudbiusz.tracking.outbox import ENTRY_FILE, Outbox
+from pytest_klaudbiusz.tracking.runs import _ms
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ WRITE_PROBE = textwrap.dedent(
     import os
     from pathlib import Path
 
-    import pytest_klaudbiusz.render as render
+    import pytest_klaudbiusz.results.render as render
 
     _write_reports = render.write_reports
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from pytest_klaudbiusz.evaluation import EvalOptions, evaluate_app
+from pytest_klaudbiusz.apps.evaluation import EvalOptions, evaluate_app
 
 TOKEN = "dapi0123456789abcdef0123456789abcdef"
 PASSWORD = "hunter2-correct-horse"

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.model import AppResult, AppStatus, Outcome, StageOutcome
-from pytest_klaudbiusz.render import (
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.model import AppResult, AppStatus, Outcome, StageOutcome
+from pytest_klaudbiusz.results.render import (
     load_report,
     render_csv,
     render_markdown,
     render_terminal_summary,
     write_reports,
 )
-from pytest_klaudbiusz.report import build_report
 
 RUN = {
     "mode": "mcp",

@@ -1,4 +1,4 @@
-"""Aggregating app results into the report summary (pytest_klaudbiusz.report)."""
+"""Aggregating app results into the report summary (pytest_klaudbiusz.results.aggregate)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.model import CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus
-from pytest_klaudbiusz.report import apps_of, build_report, check_counts, summarize
+from pytest_klaudbiusz.results.aggregate import apps_of, build_report, check_counts, summarize
+from pytest_klaudbiusz.results.model import CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus
 
 
 def metrics(**values: Any) -> dict[str, Any]:

@@ -25,9 +25,9 @@ from test_plugin import (
     run,
 )
 
-from pytest_klaudbiusz.evaluation import EvalOptions
-from pytest_klaudbiusz.model import DEFAULT_TIMEOUTS
-from pytest_klaudbiusz.reuse import result_key
+from pytest_klaudbiusz.apps.evaluation import EvalOptions
+from pytest_klaudbiusz.results.model import DEFAULT_TIMEOUTS
+from pytest_klaudbiusz.scale.reuse import result_key
 
 CACHE = "--klaud-cache"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.scheduling import (
+from pytest_klaudbiusz.scale.scheduling import (
     OrderError,
     app_durations,
     load_durations,

@@ -1,4 +1,4 @@
-"""Scores read from an app's files (pytest_klaudbiusz.scoring)."""
+"""Scores read from an app's files (pytest_klaudbiusz.apps.scoring)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz import scoring
-from pytest_klaudbiusz.probes import count_rows, unwrap_trpc
-from pytest_klaudbiusz.scoring import (
+from pytest_klaudbiusz.apps import scoring
+from pytest_klaudbiusz.apps.probes import count_rows, unwrap_trpc
+from pytest_klaudbiusz.apps.scoring import (
     CRITERION_ISSUES,
     appeval_100,
     count_loc,

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from mlflow_proxy import CountingProxy
 
-from pytest_klaudbiusz.model import CHECKS, AppResult, AppStatus
-from pytest_klaudbiusz.report import build_report
-from pytest_klaudbiusz.tracking import (
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.model import CHECKS, AppResult, AppStatus
+from pytest_klaudbiusz.tracking.runs import (
     DEFAULT_EXPERIMENT,
     MLFLOW_ENV_DEFAULTS,
     MlflowTracker,
@@ -163,7 +163,7 @@ def test_mlflow_environment_defaults_leave_user_values() -> None:
 
 def test_importing_tracking_loads_neither_mlflow_nor_pytest() -> None:
     code = (
-        "import sys, pytest_klaudbiusz.tracking;"
+        "import sys, pytest_klaudbiusz.tracking.runs;"
         "print(sorted({m.split('.')[0] for m in sys.modules}"
         " & {'mlflow', 'pytest', '_pytest', 'pandas', 'sqlalchemy'}))"
     )
@@ -378,7 +378,7 @@ RACE = """
 import json, sys, time
 from pathlib import Path
 import mlflow.tracking  # pay for the import before the start signal
-from pytest_klaudbiusz.tracking import DEFAULT_EXPERIMENT, log_report
+from pytest_klaudbiusz.tracking.runs import DEFAULT_EXPERIMENT, log_report
 report, uri, ready, go = sys.argv[1:]
 Path(ready).touch()
 while not Path(go).exists():

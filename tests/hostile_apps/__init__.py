@@ -20,8 +20,8 @@ from typing import Any
 
 import psutil
 
-from pytest_klaudbiusz.evaluation import EvalOptions, evaluate_app
-from pytest_klaudbiusz.model import AppResult
+from pytest_klaudbiusz.apps.evaluation import EvalOptions, evaluate_app
+from pytest_klaudbiusz.results.model import AppResult
 
 HERE = Path(__file__).parent
 

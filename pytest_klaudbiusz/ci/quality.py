@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from .settings import SettingsError, parse_count
+from pytest_klaudbiusz.settings import SettingsError, parse_count
 
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
-    from . import compare, gates
-    from .history import History
-    from .settings import Settings
+    from pytest_klaudbiusz.ci import compare, gates
+    from pytest_klaudbiusz.settings import Settings
+    from pytest_klaudbiusz.tracking.history import History
 
 OK, FAILED = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED
 REPORT_FILE = "evaluation_report.json"
@@ -216,7 +216,7 @@ def _gate_configured(config: pytest.Config) -> bool:
 
 def gate_config(config: pytest.Config) -> gates.GateConfig:
     """The gate of this session, validated; ``pytest.UsageError`` naming the problem."""
-    from . import gates
+    from pytest_klaudbiusz.ci import gates
 
     lists = {
         name: _lines(config, name)
@@ -278,7 +278,7 @@ def _path(config: pytest.Config, name: str) -> Path | None:
 
 
 def _store(config: pytest.Config) -> tuple[str, str]:
-    from . import tracking
+    from pytest_klaudbiusz.tracking import runs as tracking
 
     uri = tracking.resolve_tracking_uri(
         _value(config, "klaud_tracking_uri") or None, os.environ, config.rootpath
@@ -289,8 +289,8 @@ def _store(config: pytest.Config) -> tuple[str, str]:
 
 def _open_history(uri: str, experiment: str) -> History:
     """A ``History`` after the same fail-fast checks as tracking; ``pytest.UsageError``."""
-    from . import tracking
-    from .history import History, HistoryError
+    from pytest_klaudbiusz.tracking import runs as tracking
+    from pytest_klaudbiusz.tracking.history import History, HistoryError
 
     try:
         tracking.check_tracking_uri(uri, os.environ)
@@ -302,7 +302,7 @@ def _open_history(uri: str, experiment: str) -> History:
 
 def _display(uri: str) -> str:
     """The URI without credentials (``user:password@``), for what is printed."""
-    from .tracking import display_uri
+    from pytest_klaudbiusz.tracking.runs import display_uri
 
     return display_uri(uri)
 
@@ -324,7 +324,7 @@ def _is_report_file(config: pytest.Config, ref: str) -> bool:
 
 
 def _load(path: Path, what: str = "") -> dict[str, Any]:
-    from .render import load_report
+    from pytest_klaudbiusz.results.render import load_report
 
     try:
         return load_report(path)
@@ -366,14 +366,14 @@ def _side(
     ref: str, config: pytest.Config, history: History | None
 ) -> tuple[compare.RunRecord, dict[str, Any] | None, str | None]:
     """A run id or a report file: (record, report, note when there is no report)."""
-    from . import compare
+    from pytest_klaudbiusz.ci import compare
 
     if _is_report_file(config, ref):
         path = Path(config.invocation_params.dir, ref)
         report = _load(path / REPORT_FILE if path.is_dir() else path)
         return compare.record_from_report(report, source=str(path)), report, None
     assert history is not None
-    from .history import HistoryError
+    from pytest_klaudbiusz.tracking.history import HistoryError
 
     try:
         record = history.run(ref)
@@ -385,9 +385,9 @@ def _side(
 
 
 def build_comparison(config: pytest.Config) -> compare.Comparison:
-    from . import compare
-    from .history import HistoryError
-    from .settings import SettingsError, parse_mode
+    from pytest_klaudbiusz.ci import compare
+    from pytest_klaudbiusz.settings import SettingsError, parse_mode
+    from pytest_klaudbiusz.tracking.history import HistoryError
 
     gate = gate_config(config) if _gate_configured(config) else None
     lower = gate.lower_is_better if gate else frozenset()
@@ -458,7 +458,7 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
 
 def compare_main(config: pytest.Config) -> int:
     """``pytest --klaud-compare``: print the comparison (and its Markdown); exit 0."""
-    from . import compare
+    from pytest_klaudbiusz.ci import compare
 
     comparison = build_comparison(config)
     if not comparison.runs:
@@ -475,7 +475,7 @@ def compare_main(config: pytest.Config) -> int:
         mode = comparison.mode or comparison.runs[0].mode
         trend = compare.trend_data(comparison.runs, mode)
         try:
-            from .trend import write_trend_png
+            from pytest_klaudbiusz.results.trend import write_trend_png
 
             png = write_trend_png(trend, md_path.with_name(f"{md_path.stem}-trend.png"))
             image_lines = [
@@ -540,8 +540,8 @@ class QualityControl:
         if self._resolved or self.gate is None or not self.gate.wants_baseline:
             return
         self._resolved = True
-        from . import gates
-        from .history import HistoryError
+        from pytest_klaudbiusz.ci import gates
+        from pytest_klaudbiusz.tracking.history import HistoryError
 
         ref = self.gate.baseline_ref
         kind = gates.classify_baseline(ref)
@@ -567,7 +567,7 @@ class QualityControl:
         )
 
     def _previous(self, history: History) -> compare.RunRecord:
-        from .session import git_revision
+        from pytest_klaudbiusz.inbox import git_revision
 
         assert self.gate is not None
         mode = self.settings.mode
@@ -589,7 +589,7 @@ class QualityControl:
         return runs[0]
 
     def _file_baseline(self, ref: str) -> None:
-        from . import compare, gates
+        from pytest_klaudbiusz.ci import compare, gates
 
         assert self.gate is not None
         path = Path(self.config.invocation_params.dir, ref).resolve()
@@ -623,7 +623,7 @@ class QualityControl:
     ) -> None:
         """Put the gate's verdict and the trend into the report; draw the trend chart."""
         if self.gate is not None and self.gate.active:
-            from . import gates
+            from pytest_klaudbiusz.ci import gates
 
             try:
                 report["gate"] = gates.evaluate_gate(self.gate, report, self.baseline)
@@ -644,9 +644,9 @@ class QualityControl:
             self.notes.append((f"trend chart skipped: {type(exc).__name__}: {exc}", "yellow"))
 
     def _trend(self, report: dict[str, Any], uri: str, experiment: str, chart: Path) -> None:
-        from . import compare
-        from .history import History, HistoryError
-        from .trend import write_trend_png
+        from pytest_klaudbiusz.ci import compare
+        from pytest_klaudbiusz.results.trend import write_trend_png
+        from pytest_klaudbiusz.tracking.history import History, HistoryError
 
         past: list[compare.RunRecord] = []
         mode = report["run"]["mode"]
@@ -747,7 +747,7 @@ class QualityControl:
         return status
 
     def _baseline_comparison(self, report: dict[str, Any]) -> compare.Comparison | None:
-        from . import compare
+        from pytest_klaudbiusz.ci import compare
 
         base = self.baseline
         if base is None or base.missing:
@@ -785,7 +785,7 @@ class QualityControl:
 
     def markdown(self, report: dict[str, Any], images: bool = True) -> str:
         """The evaluation's Markdown summary: headline rates, gate, baseline diff, trend."""
-        from . import compare, gates
+        from pytest_klaudbiusz.ci import compare, gates
 
         run, summary = report["run"], report["summary"]
         lines = [
@@ -828,7 +828,7 @@ class QualityControl:
         report = self.controller.report
         if report is None:
             return
-        from . import gates
+        from pytest_klaudbiusz.ci import gates
 
         gate = report.get("gate")
         if gate:

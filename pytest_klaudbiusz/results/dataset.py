@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .scoring import NOT_SOURCE_DIRS
+from pytest_klaudbiusz.apps.scoring import NOT_SOURCE_DIRS
 
 #: MLflow stores dataset digests in a 36-character column: 32 hex digits (128 bits of
 #: SHA-256) fit everywhere and are far beyond accidental collisions.

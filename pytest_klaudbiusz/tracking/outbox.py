@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .render import FILE_NAMES
+from pytest_klaudbiusz.results.render import FILE_NAMES
 
 ENTRY_FILE = "outbox.json"
 
@@ -119,7 +119,7 @@ class Delivery:
 def send_waiting(outbox: Outbox, uri: str) -> tuple[list[Delivery], list[OutboxEntry]]:
     """Send each waiting evaluation meant for ``uri`` as one run with its own times;
     return what became of them, and the entries meant for other tracking targets."""
-    from . import tracking
+    from pytest_klaudbiusz.tracking import runs as tracking
 
     target = tracking.display_uri(uri)
     deliveries, elsewhere = [], []
@@ -140,9 +140,9 @@ def send_waiting(outbox: Outbox, uri: str) -> tuple[list[Delivery], list[OutboxE
 
 
 def _send(entry: OutboxEntry, uri: str) -> Delivery:
-    from . import tracking
-    from .api import EvaluationTracker
-    from .render import load_report
+    from pytest_klaudbiusz.results.render import load_report
+    from pytest_klaudbiusz.tracking import runs as tracking
+    from pytest_klaudbiusz.tracking.api import EvaluationTracker
 
     report = load_report(entry.report_path)
     existing = tracking.logged_run(report, uri, entry.experiment)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .apps import DataEndpoint
+from pytest_klaudbiusz.apps.plan import DataEndpoint
 
 _ROW_KEYS = ("data", "rows", "results", "items", "result")
 

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .apps import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
-from .logs import BoundedLog
-from .model import DEFAULT_TIMEOUTS, STAGES, AppResult, AppStatus, Outcome, StageOutcome
-from .probes import check_endpoint, wait_healthy
-from .processes import AppProcesses, free_port, missing_program, port_is_free
-from .sandbox import CopyError, app_environment, make_working_copy
-from .scoring import (
+from pytest_klaudbiusz.apps.logs import BoundedLog
+from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
+from pytest_klaudbiusz.apps.probes import check_endpoint, wait_healthy
+from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, missing_program, port_is_free
+from pytest_klaudbiusz.apps.sandbox import CopyError, app_environment, make_working_copy
+from pytest_klaudbiusz.apps.scoring import (
     CRITERION_ISSUES,
     appeval_100,
     count_loc,
@@ -28,6 +27,14 @@ from .scoring import (
     has_tests,
     load_generation_metrics,
     parse_coverage,
+)
+from pytest_klaudbiusz.results.model import (
+    DEFAULT_TIMEOUTS,
+    STAGES,
+    AppResult,
+    AppStatus,
+    Outcome,
+    StageOutcome,
 )
 
 

@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .dataset import combine_digests
-from .generation import model_of
-from .model import AppResult
-from .report import build_report
+from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.dataset import combine_digests
+from pytest_klaudbiusz.results.generation import model_of
+from pytest_klaudbiusz.results.model import AppResult
 
 #: A shard: where its report came from (shown in messages) and the report.
 Shard = tuple[str, Mapping[str, Any]]

@@ -15,9 +15,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .generation import cost_quality_markdown
-from .model import CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus, Outcome
-from .report import GENERATION_KEYS, apps_of
+from pytest_klaudbiusz.results.aggregate import GENERATION_KEYS, apps_of
+from pytest_klaudbiusz.results.generation import cost_quality_markdown
+from pytest_klaudbiusz.results.model import (
+    CHECKS,
+    RATES,
+    SCHEMA_VERSION,
+    AppResult,
+    AppStatus,
+    Outcome,
+)
 
 #: Per-app metrics in report order; the CSV puts any other metric keys after these.
 METRIC_KEYS = (
@@ -250,7 +257,7 @@ def _quality_gate_and_trend(report: dict[str, Any]) -> list[str]:
     """The quality gate's verdict and the trend chart, when the evaluation had them."""
     if not (report.get("gate") or report.get("trend")):
         return []
-    from .gates import quality_markdown
+    from pytest_klaudbiusz.ci.gates import quality_markdown
 
     return quality_markdown(report)
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from .model import AppResult, AppStatus
-from .scoring import parse_generation_metrics
+from pytest_klaudbiusz.apps.scoring import parse_generation_metrics
+from pytest_klaudbiusz.results.model import AppResult, AppStatus
 
 
 class GenerationResultsError(ValueError):

@@ -16,9 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .compare import RunRecord
-from .render import FILE_NAMES, load_report
-from .tracking import display_uri, error_reason, quiet_mlflow, sqlite_file, store_lock
+from pytest_klaudbiusz.ci.compare import RunRecord
+from pytest_klaudbiusz.results.render import FILE_NAMES, load_report
+from pytest_klaudbiusz.tracking.runs import (
+    display_uri,
+    error_reason,
+    quiet_mlflow,
+    sqlite_file,
+    store_lock,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import CHECKS, QUALITY_CHECKS, RATES
+from pytest_klaudbiusz.results.model import CHECKS, QUALITY_CHECKS, RATES
 
 HIGHER = "higher"
 LOWER = "lower"

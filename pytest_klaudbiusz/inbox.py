@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .model import AppResult, AppStatus
+from pytest_klaudbiusz.results.model import AppResult, AppStatus
 
 
 def escaped_id(name: str) -> str:

@@ -21,7 +21,14 @@ from collections.abc import Iterable
 from statistics import fmean
 from typing import Any
 
-from .model import CHECKS, QUALITY_CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus
+from pytest_klaudbiusz.results.model import (
+    CHECKS,
+    QUALITY_CHECKS,
+    RATES,
+    SCHEMA_VERSION,
+    AppResult,
+    AppStatus,
+)
 
 GENERATION_KEYS = ("cost_usd", "input_tokens", "output_tokens", "turns")
 

@@ -43,11 +43,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, tracking
-from .model import SCHEMA_VERSION
-from .render import REPORT_KEYS, load_report, write_reports
-from .settings import parse_mode
-from .tracking import TrackingError
+from pytest_klaudbiusz import __version__
+from pytest_klaudbiusz.results.model import SCHEMA_VERSION
+from pytest_klaudbiusz.results.render import REPORT_KEYS, load_report, write_reports
+from pytest_klaudbiusz.settings import parse_mode
+from pytest_klaudbiusz.tracking import runs as tracking
+from pytest_klaudbiusz.tracking.runs import TrackingError
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import quality
-from .model import AppStatus
-from .report import apps_of
+from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.results.aggregate import apps_of
+from pytest_klaudbiusz.results.model import AppStatus
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from pytest_klaudbiusz.settings import Settings
 
 PARENT_ENV = "KLAUD_PARENT_RUN_ID"
 _RUN_ID = re.compile(r"[\w-]{1,64}")
@@ -78,8 +78,8 @@ def check_shard(config: pytest.Config, tracking: bool) -> None:
 def run_fields(config: pytest.Config, apps_dir: Path | None) -> dict[str, Any]:
     """The report's ``run`` fields a merge relies on: ``corpus`` (every app of the apps
     folder, by name, with its ``dataset.app_digest``), ``shard`` and ``parent_run_id``."""
-    from .apps import discover_apps
-    from .dataset import app_digests
+    from pytest_klaudbiusz.apps.plan import discover_apps
+    from pytest_klaudbiusz.results.dataset import app_digests
 
     return {
         "corpus": app_digests(discover_apps(apps_dir)) if apps_dir else None,
@@ -94,7 +94,7 @@ def _utc_now() -> str:
 
 def _store(config: pytest.Config, settings: Settings, what: str) -> tuple[str, str]:
     """Tracking URI and experiment, checked (fails fast, before mlflow is imported)."""
-    from . import tracking
+    from pytest_klaudbiusz.tracking import runs as tracking
 
     if not settings.tracking:
         raise pytest.UsageError(f"{what} logs to MLflow: drop --klaud-no-tracking")
@@ -109,7 +109,7 @@ def _store(config: pytest.Config, settings: Settings, what: str) -> tuple[str, s
 
 def open_run_main(config: pytest.Config, settings: Settings) -> int:
     """``pytest --klaud-open-run``: print the id of a new RUNNING run, nothing else."""
-    from . import tracking
+    from pytest_klaudbiusz.tracking import runs as tracking
 
     uri, experiment = _store(config, settings, "--klaud-open-run")
     try:
@@ -129,10 +129,15 @@ def _shard_path(config: pytest.Config, value: str) -> Path:
 def merge_main(config: pytest.Config, settings: Settings) -> int:
     """``pytest --klaud-merge REPORT...``: write the merged reports to the report folder and
     log them as one run (completing the shards' parent run, if they have one)."""
-    from .hooks import call_summary_hook
-    from .merge import MergeError, merge_reports, parent_run_id
-    from .render import FILE_NAMES, load_report, render_terminal_summary, write_reports
-    from .settings import SettingsError, check_report_dir
+    from pytest_klaudbiusz.hooks import call_summary_hook
+    from pytest_klaudbiusz.results.render import (
+        FILE_NAMES,
+        load_report,
+        render_terminal_summary,
+        write_reports,
+    )
+    from pytest_klaudbiusz.scale.merge import MergeError, merge_reports, parent_run_id
+    from pytest_klaudbiusz.settings import SettingsError, check_report_dir
 
     paths = [_shard_path(config, value) for value in config.getoption("klaud_merge")]
     output = settings.report_dir / FILE_NAMES["json"]
@@ -178,8 +183,8 @@ def _track_merge(
     control: quality.QualityControl,
     parent: str | None,
 ) -> int:
-    from . import tracking
-    from .render import write_reports
+    from pytest_klaudbiusz.results.render import write_reports
+    from pytest_klaudbiusz.tracking import runs as tracking
 
     uri, experiment = store
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .model import AppResult, Outcome
+from pytest_klaudbiusz.results.model import AppResult, Outcome
 
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 

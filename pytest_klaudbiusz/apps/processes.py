@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from .logs import BoundedLog, LogPipe
+from pytest_klaudbiusz.apps.logs import BoundedLog, LogPipe
 
 TOKEN_VAR = "KLAUD_APP_TOKEN"
 _PR_SET_CHILD_SUBREAPER = 36

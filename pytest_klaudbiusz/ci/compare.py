@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
-from . import gates
-from .model import CHECKS, RATES
-from .render import markdown_cell, markdown_table
+from pytest_klaudbiusz.ci import gates
+from pytest_klaudbiusz.results.model import CHECKS, RATES
+from pytest_klaudbiusz.results.render import markdown_cell, markdown_table
 
 #: Significance level of the McNemar test.
 ALPHA = 0.05

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-from .model import CHECKS
+from pytest_klaudbiusz.results.model import CHECKS
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -326,7 +326,7 @@ class MlflowTracker:
     def complete_run(self, run_id: str, report: Mapping[str, Any], files: Sequence[Path]) -> None:
         from mlflow.entities import Param, RunTag
 
-        from .gates import mlflow_fields
+        from pytest_klaudbiusz.ci.gates import mlflow_fields
 
         run = report["run"]
         step = "logging metrics and params"

@@ -24,14 +24,14 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .apps import ManifestError, plan_app
-from .dataset import file_hashes, framed
-from .evaluation import EvalOptions, secret_values
-from .model import AppResult, AppStatus
-from .render import load_report, write_atomic
-from .report import apps_of
-from .sandbox import BASE_VARIABLES, app_environment
+from pytest_klaudbiusz import __version__
+from pytest_klaudbiusz.apps.evaluation import EvalOptions, secret_values
+from pytest_klaudbiusz.apps.plan import ManifestError, plan_app
+from pytest_klaudbiusz.apps.sandbox import BASE_VARIABLES, app_environment
+from pytest_klaudbiusz.results.aggregate import apps_of
+from pytest_klaudbiusz.results.dataset import file_hashes, framed
+from pytest_klaudbiusz.results.model import AppResult, AppStatus
+from pytest_klaudbiusz.results.render import load_report, write_atomic
 
 FROM_CACHE = "cache"
 FROM_REPORT = "report"

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from .quality import REPORT_FILE
-from .scheduling import (
+from pytest_klaudbiusz.ci.quality import REPORT_FILE
+from pytest_klaudbiusz.scale.scheduling import (
     COLLECTED,
     LONGEST_FIRST,
     OrderError,
@@ -29,7 +29,7 @@ from .scheduling import (
     longest_first,
     parse_order,
 )
-from .settings import Settings
+from pytest_klaudbiusz.settings import Settings
 
 DURATIONS_INPUT = "klaud_durations"  # the workerinput key
 
@@ -85,7 +85,7 @@ class AppOrder:
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         if self.durations is None or config.getvalue("dist") != "load":
             return None
-        from .xdist_scheduler import LongestFirstScheduling
+        from pytest_klaudbiusz.scale.xdist_scheduler import LongestFirstScheduling
 
         return LongestFirstScheduling(config, log)
 

@@ -1,0 +1,3 @@
+"""From app results to the evaluation report: the result model, aggregation, report files,
+generation cost, dataset digest, trend chart.
+"""

@@ -1,0 +1,1 @@
+"""Past one serial run: result reuse, sharding and merging, running order, the xdist scheduler."""
