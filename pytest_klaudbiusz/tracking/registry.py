@@ -142,9 +142,9 @@ def _logged_model(
     report: Mapping[str, Any],
     request: RegisterRequest,
     tags: dict[str, str],
-) -> str | None:
+) -> tuple[str, str] | None:
     """A logged model of the run holding the generator, the evaluation's metrics linked to
-    it; None when the store has no logged models."""
+    it: its id and artifact location; None when the store has no logged models."""
     from mlflow.entities import LoggedModelStatus, Metric
     from mlflow.exceptions import MlflowException
 
@@ -188,7 +188,7 @@ def _logged_model(
     ]
     client.log_batch(run_id, metrics=linked)
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
-    return str(model.model_id)
+    return str(model.model_id), str(model.artifact_location)
 
 
 def register_generator(
@@ -216,14 +216,18 @@ def register_generator(
         tracker = MlflowTracker(uri, str(run.get("experiment") or ""))
         client = tracker.client
         with tracker._wrap(f"registering the generator as {request.name}"):
-            model_id = _logged_model(client, run_id, report, request, tags)
+            logged = _logged_model(client, run_id, report, request, tags)
             try:
                 client.create_registered_model(request.name)
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
             champion = _champion(client, request.name)
-            source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/generator"
+            # the artifact location, not models:/<id>: that would be looked up through
+            # MLflow's global tracking URI rather than this client's
+            model_id, source = logged or (None, f"runs:/{run_id}/generator")
+            if model_id:  # not every store keeps the version's model_id: a tag finds it
+                tags["logged_model_id"] = model_id
             version = client.create_model_version(
                 request.name, source, run_id=run_id, tags=tags, model_id=model_id
             )
