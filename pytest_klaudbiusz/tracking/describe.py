@@ -47,11 +47,12 @@ def run_description(report: Mapping[str, Any]) -> str:
 
     run, summary = report["run"], report["summary"]
     counts = report.get("counts") or {}
+    appeval = summary.get("avg_appeval_100")
     headline = (
         f"**{run.get('mode')}** evaluation of {summary.get('total_apps')} apps"
         f" ({summary.get('evaluated')} evaluated, {summary.get('infra_errors', 0)} infrastructure"
         f" errors): overall quality {_pct(summary.get('overall_quality_score'))},"
-        f" average appeval_100 {summary.get('avg_appeval_100') or 'n/a'}."
+        f" average appeval_100 {'n/a' if appeval is None else f'{appeval:.1f}'}."
     )
     rates = [
         (
