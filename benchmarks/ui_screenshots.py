@@ -17,8 +17,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from _common import ROOT, start_mlflow_server, stop_mlflow_server
 from tracking_requests import make_report
@@ -51,6 +54,20 @@ def screenshot(chromium: str, url: str, path: Path) -> None:
     print(f"{path}: {url}")
 
 
+def recent(report: dict[str, Any]) -> dict[str, Any]:
+    """The report moved to the last hour: the UI's trace list shows the last 7 days."""
+    run = report["run"]
+    shift = time.time() - 3600 - datetime.fromisoformat(run["started_at"]).timestamp()
+    for key in ("started_at", "finished_at"):
+        moved = datetime.fromisoformat(run[key]).timestamp() + shift
+        run[key] = datetime.fromtimestamp(moved, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for app in report["apps"]:
+        for stage in app["stages"]:
+            if stage.get("started_at"):
+                stage["started_at"] += shift
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -67,7 +84,7 @@ def main() -> None:
         try:
             run_ids = []
             for seed in (7, 8):  # two evaluations of the same apps, different outcomes
-                report = make_report(args.apps, seed=seed)
+                report = recent(make_report(args.apps, seed=seed))
                 report["run"]["evaluation_id"] = uuid.uuid4().hex
                 run_ids.append(tracking.log_report(report, [], uri, EXPERIMENT))
             from mlflow.tracking import MlflowClient
@@ -79,10 +96,9 @@ def main() -> None:
             )[0]
             base = f"{uri}/#/experiments/{experiment}"
             pages = {
-                "run_overview.png": f"{base}/runs/{run_ids[1]}",
                 "run_traces.png": f"{base}/runs/{run_ids[1]}/traces",
                 "experiment_traces.png": f"{base}/traces",
-                "trace.png": f"{base}/traces?selectedEvaluationId={trace.info.trace_id}",
+                "trace.png": f"{base}/traces/{trace.info.trace_id}",
                 "evaluation_compare.png": (
                     f"{base}/evaluation-runs?selectedRunUuid={run_ids[1]}"
                     f"&compareToRunUuid={run_ids[0]}"
