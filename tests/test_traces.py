@@ -191,21 +191,21 @@ def test_a_resend_replaces_the_traces_of_a_partial_send(
     files = write_files(report, tmp_path / "app-eval")
     outbox = Outbox(tmp_path / "outbox")
     outbox.put(report, files, proxy.uri, experiment)
-    proxy.mode, proxy.healthy_until = "drop", "/mlflow/traces"  # dies after the first trace
+    proxy.mode, proxy.healthy_until = "drop", "/mlflow/traces"  # dies mid-traces
 
     [failed], _ = send_waiting(outbox, proxy.uri)
     assert failed.error is not None
     client = MlflowClient(tracking_uri=mlflow_server.uri)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     partial = client.search_traces(locations=[experiment_id], include_spans=False)
-    assert len(partial) == 1  # the partial send's
+    assert partial  # what the partial send wrote (requests run in parallel: one or more)
 
     proxy.mode, proxy.healthy_until = "forward", None
     [sent], _ = send_waiting(outbox, proxy.uri)
 
     assert sent.error is None and sent.run_id
     every = client.search_traces(locations=[experiment_id], include_spans=False)
-    assert len(every) == 4  # not 5: the partial send's trace was replaced
+    assert len(every) == 4  # the partial send's traces were replaced, not added to
     assert_traces_match(report, traces_of(mlflow_server.uri, sent.run_id))
 
 

@@ -9,7 +9,8 @@ suite's ``klaud_app.record()`` values, all with source CODE and named as in the 
 
 ``app_traces`` is pure (the report in, plain dataclasses out); ``write_traces`` sends them the
 way MLflow's own exporter does, but batched: one ``start_trace`` per app carrying its tags,
-run link and assessments, then every span of every app in a few ``log_spans`` requests
+run link and assessments (several in flight at once to a server), then every span of every
+app in a few ``log_spans`` requests
 (stores without span logging, such as Databricks, get the spans as the trace's artifact, as
 MLflow's exporter does there). Trace ids derive from the evaluation id and the app, and
 traces are tagged with the evaluation id, so a resend replaces a partial send's traces
@@ -23,6 +24,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -51,7 +53,9 @@ SCORES = {
 }
 SOURCE_ID = "pytest-klaudbiusz"
 APPS_PER_SPAN_REQUEST = 50  # a few hundred spans with their log excerpts per log_spans call
-PREVIEW_CHARS = 1000  # the request/response previews the trace list shows
+PREVIEW_CHARS = 1000
+#: ``start_trace`` requests in flight at once to a server (as MLflow's async exporter does)
+PARALLEL_REQUESTS = 8  # the request/response previews the trace list shows
 
 
 @dataclass(frozen=True)
@@ -318,16 +322,20 @@ def write_traces(uri: str, experiment_id: str, run_id: str, traces: Sequence[App
     from mlflow.tracing.client import TracingClient
 
     client = TracingClient(uri)
-    infos = {}
-    for trace in traces:
-        info = _trace_info(trace, experiment_id, run_id)
-        created = client.start_trace(info)
-        if len(created.assessments) < len(info.assessments):  # a store that drops them
-            for assessment in info.assessments:
-                client.log_assessment(trace.trace_id, assessment)
-        infos[trace.trace_id] = created
-    spans = {trace.trace_id: _spans(trace) for trace in traces}
+    sent = [_trace_info(trace, experiment_id, run_id) for trace in traces]
     databricks = uri == "databricks" or uri.startswith("databricks:")
+    if databricks or uri.startswith(("http://", "https://")):  # overlap the round trips
+        with ThreadPoolExecutor(PARALLEL_REQUESTS) as pool:
+            created = list(pool.map(client.start_trace, sent))
+    else:  # one database: requests in parallel would only wait for its lock
+        created = [client.start_trace(info) for info in sent]
+    infos = {}
+    for info, stored in zip(sent, created, strict=True):
+        if len(stored.assessments) < len(info.assessments):  # a store that drops them
+            for assessment in info.assessments:
+                client.log_assessment(info.trace_id, assessment)
+        infos[info.trace_id] = stored
+    spans = {trace.trace_id: _spans(trace) for trace in traces}
     if not databricks:  # Databricks takes spans only as artifacts (or UC tables)
         try:
             ids = list(spans)
