@@ -166,6 +166,7 @@ def main() -> None:
 
     requests: dict[tuple[str, int], list[str]] = {}
     times: dict[tuple[str, int], list[float]] = {}
+    cpu_times: dict[tuple[str, int], list[float]] = {}  # of this process, SQLite store
     with tempfile.TemporaryDirectory(prefix="klaud-bench-") as tmp_name:
         tmp = Path(tmp_name)
         server, port = start_mlflow_server(tmp)
@@ -202,9 +203,10 @@ def main() -> None:
         for _ in range(args.repetitions):
             for n, report in reports.items():
                 for way, log in (("log_report (batched)", batched), ("+ traces", with_traces)):
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     log(report, paths[n], sqlite)
                     times.setdefault((f"sqlite {way}", n), []).append(time.perf_counter() - start)
+                    cpu_times.setdefault((way, n), []).append(time.process_time() - cpu)
 
     print("## MLflow requests per tracked evaluation\n")
     print(
@@ -233,10 +235,18 @@ def main() -> None:
             times["sqlite log_report (batched)", n]
         )
         extra = len(requests["log_report + traces", n]) - len(requests["log_report (batched)", n])
-        rows.append((n, extra, f"{1000 * server_added / n:.1f}", f"{1000 * sqlite_added / n:.1f}"))
-    header = ("apps", "requests added", "ms per app (server)", "ms per app (SQLite)")
+        cpu_added = median(cpu_times["+ traces", n]) - median(cpu_times["log_report (batched)", n])
+        added = (server_added, sqlite_added, cpu_added)
+        rows.append((n, extra, *(f"{1000 * seconds / n:.1f}" for seconds in added)))
+    header = (
+        "apps",
+        "requests added",
+        "ms per app (server)",
+        "ms per app (SQLite)",
+        "CPU ms (SQLite)",
+    )
     print(markdown_table(header, rows))
-    print()
+    print(f"\nLoad average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n")
     largest = ("log_report + traces", max(args.sizes))
     print(f"Requests of one log_report run with {largest[1]} apps:\n")
     counts = Counter(endpoint(r) for r in requests[largest])
