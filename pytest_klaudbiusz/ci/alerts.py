@@ -90,8 +90,11 @@ def expand(url: str, environ: Mapping[str, str]) -> str:
 def shown(url: str) -> str:
     """What may be printed of a URL: its scheme and host, never credentials or tokens."""
     parts = urlsplit(_VARIABLE.sub("", url))
-    host = _USERINFO.sub("//", f"//{parts.netloc}")[2:].split("@")[-1]
-    return f"{parts.scheme}://{host}" if parts.scheme else "<alert URL>"
+    host = parts.netloc.rpartition("@")[2]
+    if not parts.scheme:
+        return "<alert URL>"
+    # a host name or address has a dot (or is localhost); slack://TokenA/... holds a token
+    return f"{parts.scheme}://{host if '.' in host or host.startswith('localhost') else '***'}"
 
 
 def masked_command(args: Sequence[str]) -> list[str]:
