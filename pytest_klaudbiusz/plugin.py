@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_klaudbiusz.apps.plan import discover_apps
-from pytest_klaudbiusz.ci import ab_command, alerts, quality
+from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics, quality
 from pytest_klaudbiusz.controller import EvaluationController, ini_path
 from pytest_klaudbiusz.klaud_app import KlaudApp
 from pytest_klaudbiusz.results.model import AppStatus
@@ -195,6 +195,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
     alerts.add_options(parser)  # --klaud-alert, --klaud-alert-on
+    compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
     ab_command.add_options(parser)  # --klaud-ab A B
 
 

@@ -20,13 +20,15 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from pytest_klaudbiusz.ci import gates
 from pytest_klaudbiusz.results.model import RATES
+
+if TYPE_CHECKING:  # gates is imported where an alert is composed, not by every session
+    from pytest_klaudbiusz.ci import gates
 
 GATE, NEW_FAILURES, ALWAYS = "gate", "new-failures", "always"
 ALERT_ON = (GATE, NEW_FAILURES, ALWAYS)
@@ -148,6 +150,8 @@ def alert_config(
 
 def reason_to_alert(on: str, report: Mapping[str, Any], moves: gates.AppMoves | None) -> str | None:
     """Why this evaluation is worth a notification under ``on``; None: it is not."""
+    from pytest_klaudbiusz.ci import gates
+
     gate = report.get("gate")
     if gate and gate["verdict"] in (gates.FAILED, gates.ERROR):
         gate_reason: str | None = gates.headline(gate)
@@ -178,6 +182,8 @@ def compose(
 ) -> tuple[str, str]:
     """(title, body): the mode, the rates that moved (with the baseline's), the failing
     rules, the apps that flipped, and where the MLflow run is."""
+    from pytest_klaudbiusz.ci import gates
+
     run, summary = report["run"], report["summary"]
     mode = run.get("mode")
     title = f"klaudbiusz {mode}: {reason}"
@@ -306,6 +312,8 @@ def notify(
     baseline_apps: Sequence[Mapping[str, Any]] | None,
 ) -> list[tuple[str, str | None]]:
     """Alert when ``alert.on`` says so; the lines to print."""
+    from pytest_klaudbiusz.ci import gates
+
     moves = gates.app_moves(baseline_apps, report["apps"]) if baseline_apps is not None else None
     reason = reason_to_alert(alert.on, report, moves)
     if reason is None:

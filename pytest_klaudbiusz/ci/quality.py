@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_klaudbiusz.ci import alerts
+from pytest_klaudbiusz.ci import alerts, compare_metrics
 from pytest_klaudbiusz.settings import SettingsError, parse_count
 
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
@@ -393,7 +393,9 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
     gate = gate_config(config) if _gate_configured(config) else None
     lower = gate.lower_is_better if gate else frozenset()
     higher = gate.higher_is_better if gate else frozenset()
-    mode_option = _value(config, "klaud_compare_mode") or None
+    # an explicit --klaud-mode filters too (its ini value and $EVAL_MODE name the mode of
+    # evaluations, and would hide every other mode's runs from every comparison)
+    mode_option = _value(config, "klaud_compare_mode") or config.getoption("klaud_mode") or None
     try:
         mode = parse_mode(mode_option, {}) if mode_option else None
     except SettingsError as exc:
@@ -421,6 +423,7 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
             titles=("B", "A"),
             heading="B vs A",
             intro=f"run B {after.ref} compared with run A {before.ref} ({where})",
+            metrics=compare_metrics.selected(config),
             lower_is_better=lower,
             higher_is_better=higher,
         )
@@ -437,6 +440,7 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
         mode=mode,
         lower_is_better=lower,
         higher_is_better=higher,
+        metrics=compare_metrics.selected(config),
     )
     if runs:
         comparison.latest = runs[0]
