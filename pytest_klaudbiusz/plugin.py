@@ -19,6 +19,7 @@ import pytest
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics, quality
 from pytest_klaudbiusz.controller import EvaluationController, ini_path
+from pytest_klaudbiusz.dashboard import launch as dashboard
 from pytest_klaudbiusz.klaud_app import KlaudApp
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.scale import ordering
@@ -197,6 +198,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     alerts.add_options(parser)  # --klaud-alert, --klaud-alert-on
     compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
     ab_command.add_options(parser)  # --klaud-ab A B
+    dashboard.add_options(parser)  # --klaud-dashboard [PORT]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -259,6 +261,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if quality.wants_compare(config):  # --klaud-compare runs no apps
         _load_dotenv(config)
         return quality.compare_main(config)
+    if dashboard.wants_dashboard(config):  # --klaud-dashboard runs no apps
+        _load_dotenv(config)
+        return dashboard.dashboard_main(config)
     if ab_command.wants_ab(config):  # --klaud-ab runs no apps
         _load_dotenv(config)
         return ab_command.ab_main(config)

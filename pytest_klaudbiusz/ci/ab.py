@@ -269,11 +269,11 @@ def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _usd(value: float | None) -> str:
+def usd(value: float | None) -> str:
     return "n/a" if value is None else f"${value:.2f}"
 
 
-def _row(r: PairedRate) -> list[str]:
+def row(r: PairedRate) -> list[str]:
     interval = r.interval
     return [
         r.rate_name,
@@ -296,7 +296,7 @@ METHOD = (
 )
 
 
-def _app_lines(t: ABTest) -> list[tuple[str, list[str]]]:
+def app_lists(t: ABTest) -> list[tuple[str, list[str]]]:
     return [
         ("pass with A only (all checks)", t.overall.only_a),
         ("pass with B only (all checks)", t.overall.only_b),
@@ -307,7 +307,7 @@ def _app_lines(t: ABTest) -> list[tuple[str, list[str]]]:
 
 
 def render_text(t: ABTest) -> list[str]:
-    rows = [_row(t.overall), *map(_row, t.checks)]
+    rows = [row(t.overall), *map(row, t.checks)]
     widths = [max(len(str(c)) for c in col) for col in zip(HEADER, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -327,10 +327,10 @@ def render_text(t: ABTest) -> list[str]:
         "-" * len(line(HEADER)),
         *map(line, rows),
         "",
-        f"cost per passing app (paired apps): A {_usd(t.cost_per_passing_app[0])},"
-        f" B {_usd(t.cost_per_passing_app[1])}",
+        f"cost per passing app (paired apps): A {usd(t.cost_per_passing_app[0])},"
+        f" B {usd(t.cost_per_passing_app[1])}",
     ]
-    for title, names in _app_lines(t):
+    for title, names in app_lists(t):
         if names:
             lines.append(f"{title}: {len(names)} ({', '.join(names)})")
     lines += [*t.notes, METHOD, "", f"verdict: {t.verdict}"]
@@ -338,7 +338,7 @@ def render_text(t: ABTest) -> list[str]:
 
 
 def render_markdown(t: ABTest, level: str = "##") -> list[str]:
-    rows = [_row(t.overall), *map(_row, t.checks)]
+    rows = [row(t.overall), *map(row, t.checks)]
     lines = [
         f"{level} A/B test: B vs A",
         "",
@@ -348,11 +348,11 @@ def render_markdown(t: ABTest, level: str = "##") -> list[str]:
         "",
         *markdown_table(HEADER, rows),
         "",
-        f"Cost per passing app (paired apps): A {_usd(t.cost_per_passing_app[0])},"
-        f" B {_usd(t.cost_per_passing_app[1])}.",
+        f"Cost per passing app (paired apps): A {usd(t.cost_per_passing_app[0])},"
+        f" B {usd(t.cost_per_passing_app[1])}.",
         "",
     ]
-    listed = [[title, str(len(names)), ", ".join(names)] for title, names in _app_lines(t) if names]
+    listed = [[title, str(len(names)), ", ".join(names)] for title, names in app_lists(t) if names]
     if listed:
         lines += [*markdown_table(["Apps", "Count", "Names"], listed), ""]
     lines += [*(markdown_cell(n) for n in t.notes), METHOD, ""]
