@@ -74,10 +74,10 @@ def trends(rows: list[dict[str, Any]]) -> None:
             points = base.mark_point(filled=True, size=70).encode(
                 y=y, shape=alt.Shape("gate:N", title="gate"), tooltip=["run", "gate", metric]
             )
-            st.altair_chart(base.mark_line().encode(y=y) + points, use_container_width=True)
+            st.altair_chart(base.mark_line().encode(y=y) + points, width="stretch")
         else:
             st.caption(f"no {title} recorded in these runs")
-    st.dataframe(frame.iloc[::-1], hide_index=True, use_container_width=True)
+    st.dataframe(frame.iloc[::-1], hide_index=True, width="stretch")
 
 
 def app_grid(chosen: list[RunRecord]) -> None:
@@ -90,7 +90,7 @@ def app_grid(chosen: list[RunRecord]) -> None:
     columns, rows = data.app_grid(evaluations)
     flipping = sum(1 for r in rows if r["flips"])
     st.caption(f"{len(rows)} apps over the last {len(evaluations)} evaluations; {flipping} flip")
-    st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, width="stretch")
 
 
 def cost_vs_quality(shown: list[RunRecord]) -> None:
@@ -106,7 +106,7 @@ def cost_vs_quality(shown: list[RunRecord]) -> None:
                 tooltip=["run", data.QUALITY, data.COST_PER_APP],
             )
         )
-        st.altair_chart(chart, use_container_width=True)
+        st.altair_chart(chart, width="stretch")
     else:
         st.caption("no generation cost recorded in these runs")
     st.dataframe(pd.DataFrame(data.cost_vs_quality(shown)), hide_index=True)
@@ -122,7 +122,7 @@ def latest_failures(latest: RunRecord) -> None:
     if not rows:
         st.success("every app passed")
         return
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     assert latest.run_id is not None
     root, files = screenshots(URI, EXPERIMENT, latest.run_id)
     shots = data.screenshots_by_app([r["app"] for r in rows], [Path(f) for f in files], Path(root))
@@ -147,7 +147,7 @@ def ab_view(shown: list[RunRecord]) -> None:
     test = ab.ab_test(reports[0], reports[1], a, b)
     st.subheader(test.verdict)
     rows = [ab.row(test.overall), *map(ab.row, test.checks)]
-    st.dataframe(pd.DataFrame(rows, columns=ab.HEADER), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows, columns=ab.HEADER), hide_index=True, width="stretch")
     cost_a, cost_b = test.cost_per_passing_app
     st.caption(f"cost per passing app (paired apps): A {ab.usd(cost_a)}, B {ab.usd(cost_b)}")
     listed = [[t, len(n), ", ".join(n)] for t, n in ab.app_lists(test) if n]

@@ -3,7 +3,6 @@ store on 127.0.0.1 until Ctrl-C; runs no apps."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -57,8 +56,10 @@ def port(config: pytest.Config) -> int:
 
 def dashboard_main(config: pytest.Config) -> int:
     """Check the store (a clear error now, not in the browser), then run Streamlit."""
-    if importlib.util.find_spec("streamlit") is None:
-        raise pytest.UsageError(MISSING)
+    try:
+        import streamlit  # noqa: F401  the server process imports it; this says if it can
+    except ImportError:
+        raise pytest.UsageError(MISSING) from None
     number = port(config)
     uri, experiment = quality._store(config)
     history = quality._open_history(uri, experiment)
