@@ -31,6 +31,7 @@ from pytest_klaudbiusz.dashboard import data
 from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.model import CHECKS, AppResult, Outcome, StageOutcome
 from pytest_klaudbiusz.results.render import write_reports
+from pytest_klaudbiusz.tracking.history import History
 from pytest_klaudbiusz.tracking.runs import log_report
 
 APP = Path(data.__file__).with_name("app.py")
@@ -82,6 +83,10 @@ def store(tmp_path_factory: pytest.TempPathFactory, _initialised_mlflow_db: Path
     shot = root / "app03-home.png"
     Image.new("RGB", (8, 6), "red").save(shot)
     MlflowClient(tracking_uri=uri).log_artifact(run_ids[-1], str(shot), "screenshots")
+    # mlflow's read paths once here, outside any in-process pytest run (see test_gates_e2e)
+    history = History(uri, EXPERIMENT)
+    assert history.report(run_ids[-1]) is not None
+    assert history.artifacts(run_ids[-1], "screenshots", root / "read")
     return {"uri": uri, "run_ids": run_ids, "reports": reports, "root": root}
 
 
@@ -213,7 +218,7 @@ def test_dashboard_shows_trends_grid_failures_screenshots_and_ab(
     assert expected.startswith("no detectable difference on 10 apps: \u221210.0 pp")
     assert app.subheader[0].value == expected
     ab_table = next(f for f in frames if "McNemar p" in f.columns)
-    assert list(ab_table["Only A"])[0] == "1"
+    assert ab_table["Only A"].iloc[0] == "1"
 
 
 def test_dashboard_mode_filter_and_ab_choice(app: Any) -> None:
@@ -243,7 +248,9 @@ def test_dashboard_says_when_the_store_has_no_run(
 
 
 def test_klaud_ab_by_mode_on_the_store(pytester: pytest.Pytester, store: dict[str, Any]) -> None:
-    result = pytester.runpytest_subprocess(
+    # in-process: mlflow's read paths ran above (the store fixture and the app), so a second
+    # import of its modules is not needed (see test_gates_e2e)
+    result = pytester.runpytest(
         "-p", "no:cacheprovider", "--klaud-tracking-uri", store["uri"],
         "--klaud-ab", "vanilla", "mcp",
     )  # fmt: skip
@@ -257,7 +264,7 @@ def test_klaud_ab_by_mode_on_the_store(pytester: pytest.Pytester, store: dict[st
             "verdict: no detectable difference on 10 apps: \u221210.0 pp, 95% CI *",
         ]
     )
-    missing = pytester.runpytest_subprocess(
+    missing = pytester.runpytest(
         "--klaud-tracking-uri", store["uri"], "--klaud-ab", "mcp", "nomode"
     )
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
@@ -269,8 +276,8 @@ def test_klaud_dashboard_serves_on_localhost_until_stopped(
 ) -> None:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--klaud-tracking-uri", store["uri"],
-         f"--klaud-dashboard={port}"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+         "--klaud-tracking-uri", store["uri"], f"--klaud-dashboard={port}"],
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
@@ -305,7 +312,10 @@ def test_klaud_dashboard_serves_on_localhost_until_stopped(
 def test_klaud_dashboard_without_streamlit_says_how_to_install_it(
     pytester: pytest.Pytester,
 ) -> None:
-    code = "import sys, pytest; sys.modules['streamlit'] = None; sys.exit(pytest.main(['--klaud-dashboard']))"
+    code = (
+        "import sys, pytest; sys.modules['streamlit'] = None"  # as if it were not installed
+        "; sys.exit(pytest.main(['--klaud-dashboard']))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=pytester.path, capture_output=True, text=True, timeout=120
     )
