@@ -329,12 +329,8 @@ def _experiment_id(run: Mapping[str, Any]) -> str | None:
     if not run.get("mlflow_run_id") or not uri.startswith(("http", "databricks")):
         return None
     try:
-        from mlflow.tracking import MlflowClient
+        from pytest_klaudbiusz.tracking.history import History
 
-        from pytest_klaudbiusz.tracking.runs import quiet_mlflow
-
-        with quiet_mlflow():
-            found = MlflowClient(tracking_uri=run["tracking_uri"]).get_run(run["mlflow_run_id"])
-        return str(found.info.experiment_id)
+        return History(uri, str(run.get("experiment"))).experiment_id()
     except Exception:  # the link falls back to the run id
         return None

@@ -176,7 +176,15 @@ def main() -> None:
     st.caption(f"{len(shown)} runs shown of the {len(every)} newest read")
     focus = shown[0].mode  # the grid and the failures are of one mode: the latest run's
     of_mode = [r for r in shown if r.mode == focus]
-    tabs = st.tabs(["Trends", f"Apps ({focus})", "Cost vs quality", "Latest failures", "A/B"])
+    titles = {
+        "trends": "Trends",
+        "apps": f"Apps ({focus})",
+        "cost": "Cost vs quality",
+        "failures": "Latest failures",
+        "ab": "A/B",
+    }
+    opened = titles.get(str(st.query_params.get("tab", "")))  # ?tab=ab links to a view
+    tabs = st.tabs(list(titles.values()), default=opened)
     with tabs[0]:
         trends(data.trend_rows(shown))
     with tabs[1]:
