@@ -65,6 +65,12 @@ def evaluation(index: int, mode: str, started: str) -> dict:
     return report
 
 
+def drawn(png: Path) -> bool:
+    """Whether the page was drawn: more than a sliver of the screenshot is not white."""
+    pixels = Image.open(png).convert("L").getdata()
+    return sum(1 for value in pixels if value < 200) > 0.02 * len(pixels)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -110,12 +116,17 @@ def main() -> None:
                 time.sleep(0.5)
         for view in VIEWS:
             out = (args.out / f"dashboard-{view}.png").resolve()
-            subprocess.run(
-                [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                 "--window-size=1400,1000", "--virtual-time-budget=25000",
-                 f"--screenshot={out}", f"http://127.0.0.1:{port}/?tab={view}"],
-                check=True, capture_output=True, timeout=180,
-            )  # fmt: skip
+            for _ in range(12):  # a cold first load can be captured before the app draws
+                subprocess.run(
+                    [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--hide-scrollbars", "--window-size=1400,1000",
+                     "--virtual-time-budget=30000", f"--screenshot={out}",
+                     f"http://127.0.0.1:{port}/?tab={view}"],
+                    check=True, capture_output=True, timeout=180,
+                )  # fmt: skip
+                if drawn(out):
+                    break
+                time.sleep(5)  # the first session is still reading runs and reports
             print(out)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
