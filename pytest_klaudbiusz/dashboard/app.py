@@ -64,15 +64,21 @@ def screenshots(uri: str, experiment: str, run_id: str) -> tuple[str, list[str]]
 def trends(rows: list[dict[str, Any]]) -> None:
     frame = pd.DataFrame(rows)
     frame["started_at"] = pd.to_datetime(frame["started_at"])
-    base = alt.Chart(frame).encode(x=alt.X("started_at:T", title="started (UTC)"), color="mode:N")
+    x = alt.X("started_at:T", title="started (UTC)", axis=alt.Axis(format="%b %d %H:%M"))
+    base = alt.Chart(frame).encode(x=x, color="mode:N")
     for metric, title, fmt in (
         (data.QUALITY, "quality score", ".0%"),
         (data.COST_PER_APP, "cost per app (USD)", "$.2f"),
     ):
         if frame[metric].notna().any():
             y = alt.Y(f"{metric}:Q", title=title, axis=alt.Axis(format=fmt))
+            failed = alt.datum.gate == "failed"
             points = base.mark_point(filled=True, size=70).encode(
-                y=y, shape=alt.Shape("gate:N", title="gate"), tooltip=["run", "gate", metric]
+                y=y,
+                shape=alt.Shape("gate:N", title="gate"),
+                stroke=alt.condition(failed, alt.value("red"), alt.value(None)),
+                strokeWidth=alt.condition(failed, alt.value(2), alt.value(0)),
+                tooltip=["run", "gate", metric],
             )
             st.altair_chart(base.mark_line().encode(y=y) + points, width="stretch")
         else:
