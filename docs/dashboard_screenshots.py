@@ -68,7 +68,7 @@ def evaluation(index: int, mode: str, started: str) -> dict:
 def drawn(png: Path) -> bool:
     """Whether the page was drawn: more than a sliver of the screenshot is not white."""
     histogram = Image.open(png).convert("L").histogram()
-    return sum(histogram[:200]) > 0.02 * sum(histogram)
+    return sum(histogram[:200]) > 0.005 * sum(histogram)
 
 
 def free_port() -> int:

@@ -115,7 +115,13 @@ def cost_vs_quality(shown: list[RunRecord]) -> None:
         st.altair_chart(chart, width="stretch")
     else:
         st.caption("no generation cost recorded in these runs")
-    st.dataframe(pd.DataFrame(data.cost_vs_quality(shown)), hide_index=True)
+    money = st.column_config.NumberColumn(format="dollar")
+    columns = {
+        data.QUALITY: st.column_config.NumberColumn(format="percent"),
+        data.COST_PER_APP: money,
+        data.COST_PER_PASSING_APP: money,
+    }
+    st.dataframe(pd.DataFrame(data.cost_vs_quality(shown)), hide_index=True, column_config=columns)
 
 
 def latest_failures(latest: RunRecord) -> None:
