@@ -6,7 +6,9 @@ when its process exits, whatever a backgrounded grandchild holds open. Each
 app's processes carry a token in their environment; the harness process is made
 a child subreaper, so processes that daemonize (setsid, double fork) are
 re-parented to it instead of to init and stay findable. ``AppProcesses.kill_all``
-kills every process of the app, wherever it went.
+kills every process of the app, wherever it went. Given a ``Confinement``
+(``isolation.py``), each command runs in the app's sandbox and under its limits: there
+killing the sandbox (its PID namespace's init) takes every process in it along.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from pytest_klaudbiusz.apps.isolation import Cgroup, Confinement
 from pytest_klaudbiusz.apps.logs import BoundedLog, LogPipe
 
 TOKEN_VAR = "KLAUD_APP_TOKEN"
@@ -68,13 +71,16 @@ class CommandResult:
     exit_code: int | None  # None when it was killed for taking too long
     duration_sec: float
     timed_out: bool
+    limit: str | None = None  # the resource limit it ran into ("exceeded its memory limit")
 
 
 class AppProcesses:
     """The processes of one app evaluation."""
 
-    def __init__(self) -> None:
+    def __init__(self, confinement: Confinement | None = None) -> None:
         self.token = uuid.uuid4().hex
+        self.confinement = confinement
+        self._cgroups: list[Cgroup] = []
         self._popens: list[subprocess.Popen[bytes]] = []
         self._pipes: list[LogPipe] = []
         self._tracks_descendants = become_subreaper()
@@ -91,10 +97,15 @@ class AppProcesses:
     ) -> subprocess.Popen[bytes]:
         """Start ``command``; ``log`` holds its output once ``kill_all`` has returned."""
         pipe = LogPipe(log)
+        argv: str | list[str] = command
+        if self.confinement is not None:
+            argv, cgroup = self.confinement.argv(command)
+            if cgroup is not None:
+                self._cgroups.append(cgroup)
         try:
             popen = subprocess.Popen(
-                command,
-                shell=True,
+                argv,
+                shell=self.confinement is None,
                 cwd=cwd,
                 env=self.environment(env),
                 stdin=subprocess.DEVNULL,
@@ -121,8 +132,13 @@ class AppProcesses:
             timed_out = False
         except subprocess.TimeoutExpired:
             code, timed_out = None, True
+        limit = self.limit_reached()
         self.kill_all()
-        return CommandResult(code, time.monotonic() - start, timed_out)
+        return CommandResult(code, time.monotonic() - start, timed_out, limit)
+
+    def limit_reached(self) -> str | None:
+        """The resource limit a command since the last ``kill_all`` ran into, if any."""
+        return next((hit for c in self._cgroups if (hit := c.exceeded())), None)
 
     def _candidates(self) -> list[psutil.Process]:
         if not self._tracks_descendants:
@@ -157,6 +173,10 @@ class AppProcesses:
         """Kill every process of this app, including daemonized ones, and collect their
         output (their pipes end with them); returns how many were killed."""
         killed = 0
+        if self.confinement is not None and self.confinement.isolation.bwrap:
+            for popen in self._popens:  # the sandbox: its PID namespace ends with it
+                with suppress(OSError):
+                    popen.kill()
         for _ in range(20):
             members = self._members()
             if not members:
@@ -176,6 +196,9 @@ class AppProcesses:
         for pipe in self._pipes:
             pipe.close()
         self._pipes.clear()
+        for cgroup in self._cgroups:
+            cgroup.remove()
+        self._cgroups.clear()
         return killed
 
 

@@ -1,0 +1,334 @@
+"""Where an app's commands run: a bubblewrap sandbox, and limits on memory and processes.
+
+``Isolation`` is chosen once per session (``sandboxing.py`` is its pytest side);
+``Isolation.confine`` gives one app its ``Confinement``, which turns each shell
+command into the argv that runs it:
+
+* in bubblewrap (``/usr/bin/bwrap``, Debian ``bubblewrap``): its own PID namespace
+  (a fresh ``/proc`` that shows nothing of the evaluator or of other apps; when the
+  sandbox's init dies the kernel kills every process in it), no capabilities, the
+  system's folders read-only (an allow-list: ``/usr``, ``/etc`` ...; the user's
+  folders, ``/work``, ``/root``, ``/home``, ``/srv`` are simply not there), writable
+  only the working copy, a private ``/tmp`` and ``/var/tmp``, a private ``$HOME`` and
+  the package managers' shared caches; the network is shared, so the app reaches the
+  session's services on 127.0.0.1 and the registries;
+* under limits: a child cgroup per command (v2, or v1's memory and pids hierarchies,
+  whichever this process may create) with ``memory`` and ``pids`` maxima, whose event
+  counters say afterwards that a limit was hit; where no cgroup can be made, rlimits
+  (``prlimit``: address space and processes), which cannot say why a command died.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+BWRAP = "/usr/bin/bwrap"
+#: System folders the sandbox sees read-only (those that exist); nothing else of the machine.
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+SANDBOX_HOME = "/home/app"
+#: Package-manager caches shared by every app (variable, sub-folder of the cache folder).
+SHARED_CACHES = {
+    "npm_config_cache": "npm",
+    "BUN_INSTALL_CACHE_DIR": "bun",
+    "PIP_CACHE_DIR": "pip",
+    "UV_CACHE_DIR": "uv",
+}
+_SIZE = re.compile(r"(\d+)\s*([KMGT]?)i?B?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+class LimitError(ValueError):
+    """A ``--klaud-limit`` item that cannot be understood (one line)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per command of an app: bytes of memory, number of processes (tasks)."""
+
+    memory: int = 4 * 2**30
+    pids: int = 512
+
+    def describe(self) -> str:
+        return f"memory={_size(self.memory)}, pids={self.pids}"
+
+
+def _size(count: int) -> str:
+    for unit in "TGMK":
+        if count % _UNITS[unit] == 0:
+            return f"{count // _UNITS[unit]}{unit}"
+    return str(count)
+
+
+def parse_limits(items: list[str]) -> Limits:
+    """``memory=4G``, ``pids=512`` items (each may be a comma list) over the defaults."""
+    values = {"memory": Limits.memory, "pids": Limits.pids}
+    for item in (part.strip() for raw in items for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in values:
+            raise LimitError(
+                f"invalid limit {item!r}: use memory=SIZE (e.g. 4G, 512M) or pids=COUNT"
+            )
+        if name == "memory":
+            match = _SIZE.fullmatch(value.strip())
+            number = int(match.group(1)) * _UNITS[match.group(2).upper()] if match else 0
+            if number < 16 * 2**20:
+                raise LimitError(f"invalid limit {item!r}: memory must be a size from 16M")
+        else:
+            number = int(value) if value.strip().isdigit() else 0
+            if number < 8:
+                raise LimitError(f"invalid limit {item!r}: pids must be a whole number from 8")
+        values[name] = number
+    return Limits(**values)
+
+
+def default_cache_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
+    """The plugin's own cache folder for the shared package caches."""
+    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/root"), ".cache"))
+    return Path(base, "pytest-klaudbiusz", "packages")
+
+
+@dataclass(frozen=True)
+class Bubblewrap:
+    """How to run a command in a bubblewrap sandbox."""
+
+    cache_dir: Path
+    executable: str = BWRAP
+
+    def argv(self, command: str, workdir: Path, scratch: Path) -> list[str]:
+        """``sh -c command`` in ``workdir``; ``scratch`` holds the private tmp and home."""
+        args = [
+            self.executable,
+            "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        ]  # fmt: skip
+        for folder in SYSTEM_FOLDERS:
+            if os.path.exists(folder):
+                args += ["--ro-bind", folder, folder]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        private = {
+            "/tmp": scratch / "tmp",
+            "/var/tmp": scratch / "var-tmp",
+            SANDBOX_HOME: scratch / "home",
+        }
+        for inside, outside in private.items():
+            args += ["--bind", str(outside), inside]
+        for variable, folder in SHARED_CACHES.items():
+            args += ["--bind", str(self.cache_dir / folder), str(self.cache_dir / folder)]
+            args += ["--setenv", variable, str(self.cache_dir / folder)]
+        args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+        args += ["--setenv", "HOME", SANDBOX_HOME, "--setenv", "TMPDIR", "/tmp"]
+        return [*args, "--", "/bin/sh", "-c", command]
+
+    def prepare(self, scratch: Path) -> None:
+        """Make the folders the sandbox binds (bubblewrap binds only what exists)."""
+        for name in ("tmp", "var-tmp", "home"):
+            (scratch / name).mkdir(parents=True, exist_ok=True)
+        for folder in SHARED_CACHES.values():
+            (self.cache_dir / folder).mkdir(parents=True, exist_ok=True)
+
+    def problem(self) -> str | None:
+        """Why bubblewrap cannot run here (None: it works), found by running ``true`` in it."""
+        if not os.access(self.executable, os.X_OK):
+            return f"{self.executable} not found (install the bubblewrap package)"
+        with tempfile.TemporaryDirectory(prefix="klaud-probe-") as tmp:
+            workdir, scratch = Path(tmp, "app"), Path(tmp, "scratch")
+            workdir.mkdir()
+            try:
+                self.prepare(scratch)
+                done = subprocess.run(
+                    self.argv("true", workdir, scratch),
+                    capture_output=True, timeout=30, check=False, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return f"{self.executable} failed: {exc}"
+        if done.returncode:
+            lines = done.stderr.decode(errors="replace").strip().splitlines()
+            return f"{self.executable} failed: {lines[-1] if lines else f'exit {done.returncode}'}"
+        return None
+
+
+# --- limits ----------------------------------------------------------------------------
+
+_JOIN = 'while [ "$1" != -- ]; do echo $$ >"$1" || exit 125; shift; done; shift; exec "$@"'
+
+
+@dataclass(frozen=True)
+class CgroupLayout:
+    """Where this process may make child cgroups: v2 (one folder) or v1 (one per controller)."""
+
+    version: int
+    memory: Path  # the parent folder holding memory's files
+    pids: Path  # the same as ``memory`` in v2
+
+    @classmethod
+    def find(cls, root: Path = Path("/sys/fs/cgroup")) -> CgroupLayout | None:
+        """This process's cgroups, if it may make children with memory and pids limits."""
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        paths = {}
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                paths[controller] = path.lstrip("/")
+        candidates = []
+        if "" in paths:
+            for mount in (root, root / "unified"):
+                candidates.append(cls(2, mount / paths[""], mount / paths[""]))
+        if "memory" in paths and "pids" in paths:
+            candidates.append(
+                cls(1, root / "memory" / paths["memory"], root / "pids" / paths["pids"])
+            )
+        return next((c for c in candidates if c._usable()), None)
+
+    def _usable(self) -> bool:
+        if self.version == 2:
+            try:
+                enabled = (self.memory / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                return False
+            if not {"memory", "pids"} <= set(enabled):
+                return False
+        try:
+            cgroup = self.make(Limits())
+        except OSError:
+            return False
+        cgroup.remove()
+        return True
+
+    def make(self, limits: Limits) -> Cgroup:
+        name = f"klaud-{uuid.uuid4().hex[:12]}"
+        folders = (
+            [self.memory / name] if self.version == 2 else [self.memory / name, self.pids / name]
+        )
+        cgroup = Cgroup(self.version, folders, limits)
+        try:
+            for folder in folders:
+                folder.mkdir()
+            cgroup.apply()
+        except OSError:
+            cgroup.remove()
+            raise
+        return cgroup
+
+
+class Cgroup:
+    """One command's cgroup: its limits, and whether the command ran into them."""
+
+    def __init__(self, version: int, folders: list[Path], limits: Limits) -> None:
+        self.version, self.folders, self.limits = version, folders, limits
+
+    @property
+    def _memory(self) -> Path:
+        return self.folders[0]
+
+    @property
+    def _pids(self) -> Path:
+        return self.folders[-1]
+
+    def apply(self) -> None:
+        if self.version == 2:
+            (self._memory / "memory.max").write_text(str(self.limits.memory))
+            with suppress(OSError):  # no swap accounting: nothing to limit
+                (self._memory / "memory.swap.max").write_text("0")
+        else:
+            (self._memory / "memory.limit_in_bytes").write_text(str(self.limits.memory))
+            with suppress(OSError):
+                (self._memory / "memory.memsw.limit_in_bytes").write_text(str(self.limits.memory))
+        (self._pids / "pids.max").write_text(str(self.limits.pids))
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` started inside this cgroup (a shell joins it, then becomes ``argv``)."""
+        procs = [str(folder / "cgroup.procs") for folder in self.folders]
+        return ["/bin/sh", "-c", _JOIN, "klaud-limits", *procs, "--", *argv]
+
+    def exceeded(self) -> str | None:
+        """Which limit the command ran into, if any (read while or after it runs)."""
+        if self.version == 2:
+            memory_events = _counters(self._memory / "memory.events")
+        else:
+            memory_events = _counters(self._memory / "memory.oom_control")
+        if memory_events.get("oom_kill", 0) > 0:
+            return f"exceeded its memory limit ({_size(self.limits.memory)})"
+        if _counters(self._pids / "pids.events").get("max", 0) > 0:
+            return f"exceeded its process limit ({self.limits.pids})"
+        return None
+
+    def remove(self) -> None:
+        """Remove the (emptied) cgroup; a leftover empty folder is harmless."""
+        for folder in self.folders:
+            with suppress(OSError):
+                folder.rmdir()
+
+
+def _counters(path: Path) -> dict[str, int]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split() for line in lines)
+    return {p[0]: int(p[1]) for p in pairs if len(p) == 2 and p[1].isdigit()}
+
+
+# --- the session's choice, one app's confinement ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How every app of the session runs: in ``bwrap`` or not, under ``limits``."""
+
+    bwrap: Bubblewrap | None = None
+    limits: Limits | None = None
+    cgroups: CgroupLayout | None = None  # None with limits: rlimits through prlimit
+
+    @property
+    def sandbox(self) -> str:
+        return "bwrap" if self.bwrap else "none"
+
+    @property
+    def limits_by(self) -> str | None:
+        if self.limits is None:
+            return None
+        return f"cgroup v{self.cgroups.version}" if self.cgroups else "rlimit"
+
+    def confine(self, workdir: Path, scratch: Path) -> Confinement | None:
+        """One app's confinement (None: nothing to confine); ``scratch`` is the app's own."""
+        if self.bwrap is None and self.limits is None:
+            return None
+        if self.bwrap:
+            self.bwrap.prepare(scratch)
+        return Confinement(self, workdir, scratch)
+
+
+class Confinement:
+    """One app's commands, each turned into the argv that runs it confined."""
+
+    def __init__(self, isolation: Isolation, workdir: Path, scratch: Path) -> None:
+        self.isolation, self.workdir, self.scratch = isolation, workdir, scratch
+
+    def argv(self, command: str) -> tuple[list[str], Cgroup | None]:
+        """The argv for ``command`` and the cgroup it will run in (remove it afterwards)."""
+        bwrap = self.isolation.bwrap
+        argv = (
+            bwrap.argv(command, self.workdir, self.scratch) if bwrap else ["/bin/sh", "-c", command]
+        )
+        limits = self.isolation.limits
+        if limits is None:
+            return argv, None
+        if self.isolation.cgroups:
+            cgroup = self.isolation.cgroups.make(limits)
+            return cgroup.wrap(argv), cgroup
+        prlimit = shutil.which("prlimit") or "prlimit"
+        return [prlimit, f"--as={limits.memory}", f"--nproc={limits.pids}", "--", *argv], None
