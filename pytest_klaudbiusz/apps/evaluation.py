@@ -18,7 +18,7 @@ from pytest_klaudbiusz.apps.isolation import Isolation
 from pytest_klaudbiusz.apps.logs import BoundedLog
 from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
 from pytest_klaudbiusz.apps.probes import check_endpoint, wait_healthy
-from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, missing_program, port_is_free
+from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, port_is_free
 from pytest_klaudbiusz.apps.redaction import redaction_values
 from pytest_klaudbiusz.apps.sandbox import CopyError, app_environment, make_working_copy
 from pytest_klaudbiusz.apps.scoring import (
@@ -94,7 +94,8 @@ class _Run:
         tail = log.excerpt(self.secrets)
         if name == "test":
             self.coverage = parse_coverage(log.text())
-        if result.exit_code == 127 and (program := missing_program(command, self.env)):
+        missing = self.processes.missing_program
+        if result.exit_code == 127 and (program := missing(command, self.env)):
             raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
         if result.limit:
             outcome, reason = Outcome.FAILED, result.limit

@@ -318,6 +318,14 @@ class Confinement:
     def __init__(self, isolation: Isolation, workdir: Path, scratch: Path) -> None:
         self.isolation, self.workdir, self.scratch = isolation, workdir, scratch
 
+    def visible_path(self, path: str) -> str:
+        """The folders of ``path`` that exist inside the sandbox (all of them without one)."""
+        if self.isolation.bwrap is None:
+            return path
+        roots = [Path(f) for f in SYSTEM_FOLDERS] + [self.workdir]
+        folders = path.split(os.pathsep)
+        return os.pathsep.join(f for f in folders if any(Path(f).is_relative_to(r) for r in roots))
+
     def argv(self, command: str) -> tuple[list[str], Cgroup | None]:
         """The argv for ``command`` and the cgroup it will run in (remove it afterwards)."""
         bwrap = self.isolation.bwrap

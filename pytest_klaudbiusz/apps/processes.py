@@ -136,6 +136,12 @@ class AppProcesses:
         self.kill_all()
         return CommandResult(code, time.monotonic() - start, timed_out, limit)
 
+    def missing_program(self, command: str, env: dict[str, str]) -> str | None:
+        """``missing_program`` as the command sees the machine (in its sandbox, if any)."""
+        if self.confinement is not None:
+            env = {**env, "PATH": self.confinement.visible_path(env.get("PATH", ""))}
+        return missing_program(command, env)
+
     def limit_reached(self) -> str | None:
         """The resource limit a command since the last ``kill_all`` ran into, if any."""
         return next((hit for c in self._cgroups if (hit := c.exceeded())), None)
