@@ -21,6 +21,7 @@ from pytest_klaudbiusz.apps.isolation import (
     LimitError,
     default_cache_dir,
     parse_limits,
+    tool_folders,
 )
 
 CHOICES = ("auto", "bwrap", "none")
@@ -57,7 +58,8 @@ def configure(config: pytest.Config) -> Isolation:
         raise pytest.UsageError(f"--klaud-limit: {exc}") from None
     bwrap = None
     if choice != "none":
-        bwrap = Bubblewrap(default_cache_dir(os.environ))
+        tools = tool_folders(os.environ.get("PATH", ""))
+        bwrap = Bubblewrap(default_cache_dir(os.environ), tools)
         problem = bwrap.problem()
         if problem and choice == "bwrap":
             raise pytest.UsageError(f"--klaud-sandbox=bwrap: bubblewrap does not work: {problem}")

@@ -27,10 +27,12 @@ import psutil
 import pytest
 from hostile_apps import HERE, Outside, copy_app, evaluate, outcomes, tree_digest
 
-from pytest_klaudbiusz.apps.isolation import BWRAP, Bubblewrap, CgroupLayout, Isolation, Limits
-
-pytestmark = pytest.mark.skipif(
-    not os.access(BWRAP, os.X_OK), reason="needs bubblewrap (Debian package bubblewrap)"
+from pytest_klaudbiusz.apps.isolation import (
+    Bubblewrap,
+    CgroupLayout,
+    Isolation,
+    Limits,
+    tool_folders,
 )
 
 SUBPROCESS_TIMEOUT = 300
@@ -369,3 +371,71 @@ def test_the_sandbox_shows_the_app_only_its_own_processes_and_files(tmp_path: Pa
     unsandboxed = evaluate(app, outside)
     assert outcomes(unsandboxed)["build"][0] == "failed"  # it sees every process
     assert outcomes(unsandboxed)["test"][0] == "failed"  # and every file
+
+
+# --- choosing the sandbox -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--klaud-sandbox=bwrap",),
+            "ERROR: --klaud-sandbox=bwrap: bubblewrap does not work: bwrap is not on PATH"
+            " (install the bubblewrap package)",
+        ),
+        (("--klaud-sandbox=docker",), "ERROR: --klaud-sandbox 'docker': use auto, bwrap, none"),
+        (
+            ("--klaud-limit=memory=1",),
+            "ERROR: --klaud-limit: invalid limit 'memory=1': memory must be a size from 16M",
+        ),
+    ],
+    ids=["bwrap-missing", "unknown-sandbox", "bad-limit"],
+)
+def test_a_sandbox_that_cannot_be_had_is_a_one_line_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], message: str
+) -> None:
+    copy_app("well-behaved", pytester.path / "apps")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no bwrap; pytest runs by its full path
+    result = pytester.runpytest_subprocess("--klaud-apps=apps", "--klaud-no-tracking", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == message
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_auto_without_bubblewrap_warns_in_the_header_that_apps_run_unsandboxed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_app("well-behaved", pytester.path / "apps")
+    pytester.makepyfile(test_evals="def test_app(klaud_app):\n    pass\n")
+    args = ("--klaud-apps=apps", "--klaud-no-tracking", "--collect-only")
+    with_bwrap = pytester.runpytest_subprocess(*args)
+    with_bwrap.stdout.fnmatch_lines(["klaudbiusz sandbox: bwrap; limits: memory=4G, pids=512 by *"])
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = pytester.runpytest_subprocess(*args)
+    result.stdout.fnmatch_lines(
+        [
+            "WARNING: klaudbiusz apps run UNSANDBOXED (bubblewrap unusable: bwrap is not on"
+            " PATH (install the bubblewrap package)); limits: memory=4G, pids=512 by *"
+        ]
+    )
+
+
+def test_the_machines_tools_outside_the_system_folders_are_shown_read_only(
+    tmp_path: Path,
+) -> None:
+    """A version manager's folder whole (its shims call back into it), another tool's own
+    folder, never a virtualenv (the evaluator's), nothing in the system folders twice."""
+
+    def tool(path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+        return path.parent
+
+    nvm = tool(tmp_path / ".nvm" / "versions" / "node" / "v20" / "bin" / "node")
+    uv = tool(tmp_path / "tools" / "bin" / "uv")
+    venv = tool(tmp_path / "venv" / "bin" / "python3")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    path = os.pathsep.join(map(str, (venv, nvm, uv, "/usr/bin")))
+    assert tool_folders(path) == (tmp_path / ".nvm", uv)

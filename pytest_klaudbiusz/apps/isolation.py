@@ -4,7 +4,7 @@
 ``Isolation.confine`` gives one app its ``Confinement``, which turns each shell
 command into the argv that runs it:
 
-* in bubblewrap (``/usr/bin/bwrap``, Debian ``bubblewrap``): its own PID namespace
+* in bubblewrap (``bwrap`` on PATH, Debian's ``bubblewrap``): its own PID namespace
   (a fresh ``/proc`` that shows nothing of the evaluator or of other apps; when the
   sandbox's init dies the kernel kills every process in it), no capabilities, the
   system's folders read-only (an allow-list: ``/usr``, ``/etc`` ...; the user's
@@ -27,10 +27,9 @@ import subprocess
 import tempfile
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-BWRAP = "/usr/bin/bwrap"
 #: System folders the sandbox sees read-only (those that exist); nothing else of the machine.
 SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 SANDBOX_HOME = "/home/app"
@@ -41,6 +40,13 @@ SHARED_CACHES = {
     "PIP_CACHE_DIR": "pip",
     "UV_CACHE_DIR": "uv",
 }
+#: Version managers whose tools need their whole folder (a shim calls back into it).
+TOOL_MANAGERS = (".pyenv", ".nvm", ".bun", ".volta", ".asdf", ".fnm")
+#: Programs the machine must provide for apps; an app's own tools (tsc, vite in
+#: node_modules/.bin, a script of its own) missing is the app's fault, not ours.
+MACHINE_TOOLS = (
+    "node", "npm", "npx", "bun", "bunx", "pnpm", "yarn", "python", "python3", "pip", "pip3", "uv",
+)  # fmt: skip
 _SIZE = re.compile(r"(\d+)\s*([KMGT]?)i?B?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -98,12 +104,36 @@ def default_cache_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
     return Path(base, "pytest-klaudbiusz", "packages")
 
 
+def _is_system(path: Path) -> bool:
+    return any(path.is_relative_to(folder) for folder in SYSTEM_FOLDERS)
+
+
+def tool_folders(path: str) -> tuple[Path, ...]:
+    """The folders outside the system folders that hold the machine's tools on ``path``
+    (say pyenv's python, nvm's node), for the sandbox to show read-only: a version
+    manager's folder whole, else the tool's own folder; never a virtualenv's."""
+    folders = set()
+    for tool in MACHINE_TOOLS:
+        found = shutil.which(tool, path=path)
+        if found is None:
+            continue
+        for place in (Path(found), Path(os.path.realpath(found))):
+            managers = [p for p in place.parents if p.name in TOOL_MANAGERS]
+            if managers:
+                folders.add(managers[-1])
+            elif not _is_system(place) and not (place.parent.parent / "pyvenv.cfg").exists():
+                folders.add(place.parent)
+    return tuple(sorted(folders))
+
+
 @dataclass(frozen=True)
 class Bubblewrap:
-    """How to run a command in a bubblewrap sandbox."""
+    """How to run a command in a bubblewrap sandbox; ``tools``: more folders to show
+    read-only (``tool_folders``)."""
 
     cache_dir: Path
-    executable: str = BWRAP
+    tools: tuple[Path, ...] = ()
+    executable: str = field(default_factory=lambda: shutil.which("bwrap") or "bwrap")
 
     def argv(self, command: str, workdir: Path, scratch: Path) -> list[str]:
         """``sh -c command`` in ``workdir``; ``scratch`` holds the private tmp and home."""
@@ -112,7 +142,7 @@ class Bubblewrap:
             "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         ]  # fmt: skip
-        for folder in SYSTEM_FOLDERS:
+        for folder in (*SYSTEM_FOLDERS, *map(str, self.tools)):
             if os.path.exists(folder):
                 args += ["--ro-bind", folder, folder]
         args += ["--proc", "/proc", "--dev", "/dev"]
@@ -140,7 +170,7 @@ class Bubblewrap:
     def problem(self) -> str | None:
         """Why bubblewrap cannot run here (None: it works), found by running ``true`` in it."""
         if not os.access(self.executable, os.X_OK):
-            return f"{self.executable} not found (install the bubblewrap package)"
+            return "bwrap is not on PATH (install the bubblewrap package)"
         with tempfile.TemporaryDirectory(prefix="klaud-probe-") as tmp:
             workdir, scratch = Path(tmp, "app"), Path(tmp, "scratch")
             workdir.mkdir()
@@ -322,7 +352,7 @@ class Confinement:
         """The folders of ``path`` that exist inside the sandbox (all of them without one)."""
         if self.isolation.bwrap is None:
             return path
-        roots = [Path(f) for f in SYSTEM_FOLDERS] + [self.workdir]
+        roots = [*map(Path, SYSTEM_FOLDERS), *self.isolation.bwrap.tools, self.workdir]
         folders = path.split(os.pathsep)
         return os.pathsep.join(f for f in folders if any(Path(f).is_relative_to(r) for r in roots))
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from pytest_klaudbiusz.apps import isolation
 from pytest_klaudbiusz.apps.isolation import Cgroup, Confinement
 from pytest_klaudbiusz.apps.logs import BoundedLog, LogPipe
 
@@ -245,11 +246,7 @@ def _identity(proc: psutil.Process) -> tuple[int, float]:
         return proc.pid, 0.0
 
 
-#: Programs the machine must provide for apps; an app's own tools (tsc, vite in
-#: node_modules/.bin, a script of its own) missing is the app's fault, not ours.
-MACHINE_TOOLS = frozenset(
-    {"node", "npm", "npx", "bun", "bunx", "pnpm", "yarn", "python", "python3", "pip", "pip3", "uv"}
-)
+MACHINE_TOOLS = frozenset(isolation.MACHINE_TOOLS)
 
 
 def missing_program(command: str, env: dict[str, str]) -> str | None:
