@@ -14,8 +14,10 @@ command into the argv that runs it:
   session's services on 127.0.0.1 and the registries;
 * under limits: a child cgroup per command (v2, or v1's memory and pids hierarchies,
   whichever this process may create) with ``memory`` and ``pids`` maxima, whose event
-  counters say afterwards that a limit was hit; where no cgroup can be made, rlimits
-  (``prlimit``: address space and processes), which cannot say why a command died.
+  counters say afterwards that a limit was hit; where no cgroup can be made, the
+  memory limit becomes an rlimit on the address space (``prlimit --as``), which cannot
+  say why a command died, and processes go unlimited (``RLIMIT_NPROC`` counts every
+  process of the user on the machine, and root is exempt).
 """
 
 from __future__ import annotations
@@ -369,4 +371,4 @@ class Confinement:
             cgroup = self.isolation.cgroups.make(limits)
             return cgroup.wrap(argv), cgroup
         prlimit = shutil.which("prlimit") or "prlimit"
-        return [prlimit, f"--as={limits.memory}", f"--nproc={limits.pids}", "--", *argv], None
+        return [prlimit, f"--as={limits.memory}", "--", *argv], None
