@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -298,11 +299,22 @@ class Cgroup:
             return f"exceeded its process limit ({self.limits.pids})"
         return None
 
-    def remove(self) -> None:
-        """Remove the (emptied) cgroup; a leftover empty folder is harmless."""
+    def remove(self, grace: float = 2.0) -> None:
+        """Remove the cgroup once its killed processes are gone (a zombie not yet reaped
+        still counts; the harness reaps it); an empty folder left after ``grace`` is
+        harmless."""
+        deadline = time.monotonic() + grace
         for folder in self.folders:
-            with suppress(OSError):
-                folder.rmdir()
+            while True:
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
 
 
 def _counters(path: Path) -> dict[str, int]:

@@ -28,8 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from pytest_klaudbiusz.apps import isolation
-from pytest_klaudbiusz.apps.isolation import Cgroup, Confinement
+from pytest_klaudbiusz.apps.isolation import MACHINE_TOOLS, Cgroup, Confinement
 from pytest_klaudbiusz.apps.logs import BoundedLog, LogPipe
 
 TOKEN_VAR = "KLAUD_APP_TOKEN"
@@ -244,9 +243,6 @@ def _identity(proc: psutil.Process) -> tuple[int, float]:
         return proc.pid, proc.create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return proc.pid, 0.0
-
-
-MACHINE_TOOLS = frozenset(isolation.MACHINE_TOOLS)
 
 
 def missing_program(command: str, env: dict[str, str]) -> str | None:
