@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/sandbox.py [--commands 200] [--apps 200] [--corpus]
 
 * per command: ``AppProcesses.run("true")`` as the harness runs every command of an app
-  (log pipe, subreaper, clean-up), unconfined and confined four ways: limits only (a
-  cgroup per command, or rlimits), bubblewrap only, bubblewrap with limits. Variants
-  interleaved, medians; the added time is the difference of medians to "none";
+  (log pipe, subreaper, clean-up; a new ``AppProcesses`` each time, made untimed, as
+  for each app), unconfined and confined three ways: limits only (a cgroup per command,
+  or rlimits), bubblewrap only, bubblewrap with limits. Variants interleaved, medians;
+  the added time is the difference of medians to "none"; also the machine's load;
 * per app: ``evaluate_app`` on trivial apps (every stage ``true``, a minimal Python
   server answering /health), paired app by app with and without the sandbox and limits
   (order alternating), so the machine's drift stays out of the difference;
@@ -25,7 +26,6 @@ from pathlib import Path
 from _common import (
     ROOT,
     clean_env,
-    interleaved,
     machine_table,
     markdown_table,
     median,
@@ -84,19 +84,22 @@ def per_command(count: int, tmp: Path) -> str:
     workdir.mkdir()
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
 
-    def runner(isolation: Isolation) -> object:
-        processes = AppProcesses(isolation.confine(workdir, tmp / "own"))
-        return lambda: processes.run("true", workdir, env, BoundedLog(), 30)
-
     chosen = variants()
-    times = interleaved({name: runner(i) for name, i in chosen.items()}, count)
+    times: dict[str, list[float]] = {name: [] for name in chosen}
+    for round_ in range(count + 1):  # the first round warms up
+        for name, isolation in chosen.items():
+            processes = AppProcesses(isolation.confine(workdir, tmp / "own"))  # one per app
+            elapsed = timed(lambda p=processes: p.run("true", workdir, env, BoundedLog(), 30))  # type: ignore[misc]
+            if round_:
+                times[name].append(elapsed)
     base = median(times["none"])
     rows = [
         (name, f"{1000 * median(t):.1f}", f"{1000 * (median(t) - base):+.1f}")
         for name, t in times.items()
     ]
     limits_by = chosen["limits"].limits_by
-    title = f"Per command (`true`, {count} runs each, limits by {limits_by})"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    title = f"Per command (`true`, {count} runs each, limits by {limits_by}; load {load})"
     return f"{title}\n\n" + markdown_table(("variant", "median ms", "added ms"), rows)
 
 

@@ -142,11 +142,13 @@ class Bubblewrap:
         """``sh -c command`` in ``workdir``; ``scratch`` holds the private tmp and home."""
         args = [
             self.executable,
-            "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         ]  # fmt: skip
         for folder in (*SYSTEM_FOLDERS, *map(str, self.tools)):
-            if os.path.exists(folder):
+            if os.path.islink(folder) and folder in SYSTEM_FOLDERS:  # merged /usr: no mount
+                args += ["--symlink", os.readlink(folder), folder]
+            elif os.path.exists(folder):
                 args += ["--ro-bind", folder, folder]
         args += ["--proc", "/proc", "--dev", "/dev"]
         private = {
@@ -156,8 +158,8 @@ class Bubblewrap:
         }
         for inside, outside in private.items():
             args += ["--bind", str(outside), inside]
+        args += ["--bind", str(self.cache_dir), str(self.cache_dir)]
         for variable, folder in SHARED_CACHES.items():
-            args += ["--bind", str(self.cache_dir / folder), str(self.cache_dir / folder)]
             args += ["--setenv", variable, str(self.cache_dir / folder)]
         args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
         args += ["--setenv", "HOME", SANDBOX_HOME, "--setenv", "TMPDIR", "/tmp"]
