@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/sandbox.py [--commands 200] [--apps 200] [--corpus]
 
 * per command: ``AppProcesses.run("true")`` as the harness runs every command of an app
-  (log pipe, subreaper, clean-up; a new ``AppProcesses`` each time, made untimed, as
-  for each app), unconfined and confined three ways: limits only (a cgroup per command,
-  or rlimits), bubblewrap only, bubblewrap with limits. Variants interleaved, medians;
-  the added time is the difference of medians to "none"; also the machine's load;
+  (log pipe, subreaper, clean-up), 5 commands per ``AppProcesses`` (made untimed, as
+  for each app) and its ``close`` (which removes the app's cgroup): the time per command
+  is that sequence's over 5. Unconfined and confined three ways: limits only (the app's
+  cgroup, or rlimits), bubblewrap only, bubblewrap with limits. Variants interleaved,
+  medians; the added time is the difference of medians to "none"; the machine's load;
 * per app: ``evaluate_app`` on trivial apps (every stage ``true``, a minimal Python
   server answering /health), paired app by app with and without the sandbox and limits
   (order alternating), so the machine's drift stays out of the difference;
@@ -45,6 +46,7 @@ from pytest_klaudbiusz.apps.logs import BoundedLog
 from pytest_klaudbiusz.apps.processes import AppProcesses
 from pytest_klaudbiusz.results.model import AppResult
 
+COMMANDS_PER_APP = 5  # install, build, typecheck, start, test
 SERVER = """\
 import http.server, os
 class Health(http.server.BaseHTTPRequestHandler):
@@ -84,12 +86,17 @@ def per_command(count: int, tmp: Path) -> str:
     workdir.mkdir()
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
 
+    def app(processes: AppProcesses) -> None:
+        for _ in range(COMMANDS_PER_APP):
+            processes.run("true", workdir, env, BoundedLog(), 30)
+        processes.close()
+
     chosen = variants()
     times: dict[str, list[float]] = {name: [] for name in chosen}
-    for round_ in range(count + 1):  # the first round warms up
+    for round_ in range(count // COMMANDS_PER_APP + 1):  # the first round warms up
         for name, isolation in chosen.items():
-            processes = AppProcesses(isolation.confine(workdir, tmp / "own"))  # one per app
-            elapsed = timed(lambda p=processes: p.run("true", workdir, env, BoundedLog(), 30))  # type: ignore[misc]
+            processes = AppProcesses(isolation.confine(workdir, tmp / "own"))  # as for an app
+            elapsed = timed(lambda p=processes: app(p)) / COMMANDS_PER_APP  # type: ignore[misc]
             if round_:
                 times[name].append(elapsed)
     base = median(times["none"])
@@ -99,7 +106,10 @@ def per_command(count: int, tmp: Path) -> str:
     ]
     limits_by = chosen["limits"].limits_by
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    title = f"Per command (`true`, {count} runs each, limits by {limits_by}; load {load})"
+    title = (
+        f"Per command (`true`, {count} runs each in apps of {COMMANDS_PER_APP}, limits by"
+        f" {limits_by}; load {load})"
+    )
     return f"{title}\n\n" + markdown_table(("variant", "median ms", "added ms"), rows)
 
 

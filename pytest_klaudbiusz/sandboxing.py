@@ -38,7 +38,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--klaud-sandbox", dest="klaud_sandbox", metavar="KIND", help=help)
     parser.addini("klaud_sandbox", help)
     help = (
-        "resource limit per app command, memory=SIZE or pids=COUNT (default memory=4G,"
+        "resource limit per app, memory=SIZE or pids=COUNT (default memory=4G,"
         " pids=512); repeatable or comma-separated"
     )
     group.addoption(

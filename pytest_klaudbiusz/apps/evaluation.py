@@ -214,7 +214,7 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
         try:
             result.stages = _run_stages(run)
         finally:
-            run.processes.kill_all()
+            run.processes.close()
         run.details["port_released"] = _wait_port_free(run.port)
         if dropped:
             run.details["links_not_copied"] = dropped

@@ -12,9 +12,10 @@ command into the argv that runs it:
   only the working copy, a private ``/tmp`` and ``/var/tmp``, a private ``$HOME`` and
   the package managers' shared caches; the network is shared, so the app reaches the
   session's services on 127.0.0.1 and the registries;
-* under limits: a child cgroup per command (v2, or v1's memory and pids hierarchies,
-  whichever this process may create) with ``memory`` and ``pids`` maxima, whose event
-  counters say afterwards that a limit was hit; where no cgroup can be made, the
+* under limits: a child cgroup per app (v2, or v1's memory and pids hierarchies,
+  whichever this process may create) with ``memory`` and ``pids`` maxima, which its
+  commands join in turn (one at a time, each killed before the next), and whose event
+  counters say which command hit a limit; where no cgroup can be made, the
   memory limit becomes an rlimit on the address space (``prlimit --as``), which cannot
   say why a command died, and processes go unlimited (``RLIMIT_NPROC`` counts every
   process of the user on the machine, and root is exempt).
@@ -60,7 +61,7 @@ class LimitError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Per command of an app: bytes of memory, number of processes (tasks)."""
+    """Per app: bytes of memory, number of processes (tasks)."""
 
     memory: int = 4 * 2**30
     pids: int = 512
@@ -260,10 +261,11 @@ class CgroupLayout:
 
 
 class Cgroup:
-    """One command's cgroup: its limits, and whether the command ran into them."""
+    """One app's cgroup: its limits, and whether the app's latest command ran into them."""
 
     def __init__(self, version: int, folders: list[Path], limits: Limits) -> None:
         self.version, self.folders, self.limits = version, folders, limits
+        self._before: tuple[int, int] = (0, 0)  # the event counters when a command started
 
     @property
     def _memory(self) -> Path:
@@ -289,15 +291,24 @@ class Cgroup:
         procs = [str(folder / "cgroup.procs") for folder in self.folders]
         return ["/bin/sh", "-c", _JOIN, "klaud-limits", *procs, "--", *argv]
 
+    def _events(self) -> tuple[int, int]:
+        """How often the memory limit killed something, and the process limit refused a fork."""
+        memory = self._memory / ("memory.events" if self.version == 2 else "memory.oom_control")
+        ooms = _counters(memory).get("oom_kill", 0)
+        return ooms, _counters(self._pids / "pids.events").get("max", 0)
+
+    def mark(self) -> None:
+        """A command starts: only what happens from now on is its doing."""
+        self._before = self._events()
+
     def exceeded(self) -> str | None:
-        """Which limit the command ran into, if any (read while or after it runs)."""
-        if self.version == 2:
-            memory_events = _counters(self._memory / "memory.events")
-        else:
-            memory_events = _counters(self._memory / "memory.oom_control")
-        if memory_events.get("oom_kill", 0) > 0:
+        """Which limit the command since ``mark`` ran into, if any (while or after it runs)."""
+        ooms, refused = (
+            now - before for now, before in zip(self._events(), self._before, strict=True)
+        )
+        if ooms:
             return f"exceeded its memory limit ({_size(self.limits.memory)})"
-        if _counters(self._pids / "pids.events").get("max", 0) > 0:
+        if refused:
             return f"exceeded its process limit ({self.limits.pids})"
         return None
 
@@ -359,10 +370,12 @@ class Isolation:
 
 
 class Confinement:
-    """One app's commands, each turned into the argv that runs it confined."""
+    """One app's commands, each turned into the argv that runs it confined; its cgroup is
+    made at the first command and removed by ``close``."""
 
     def __init__(self, isolation: Isolation, workdir: Path, scratch: Path) -> None:
         self.isolation, self.workdir, self.scratch = isolation, workdir, scratch
+        self.cgroup: Cgroup | None = None
 
     def visible_path(self, path: str) -> str:
         """The folders of ``path`` that exist inside the sandbox (all of them without one)."""
@@ -372,17 +385,29 @@ class Confinement:
         folders = path.split(os.pathsep)
         return os.pathsep.join(f for f in folders if any(Path(f).is_relative_to(r) for r in roots))
 
-    def argv(self, command: str) -> tuple[list[str], Cgroup | None]:
-        """The argv for ``command`` and the cgroup it will run in (remove it afterwards)."""
+    def argv(self, command: str) -> list[str]:
+        """The argv for ``command``, about to start (``exceeded`` looks from now on)."""
         bwrap = self.isolation.bwrap
         argv = (
             bwrap.argv(command, self.workdir, self.scratch) if bwrap else ["/bin/sh", "-c", command]
         )
         limits = self.isolation.limits
         if limits is None:
-            return argv, None
+            return argv
         if self.isolation.cgroups:
-            cgroup = self.isolation.cgroups.make(limits)
-            return cgroup.wrap(argv), cgroup
+            if self.cgroup is None:
+                self.cgroup = self.isolation.cgroups.make(limits)
+            self.cgroup.mark()
+            return self.cgroup.wrap(argv)
         prlimit = shutil.which("prlimit") or "prlimit"
-        return [prlimit, f"--as={limits.memory}", "--", *argv], None
+        return [prlimit, f"--as={limits.memory}", "--", *argv]
+
+    def exceeded(self) -> str | None:
+        """The limit the latest command ran into, if it is known."""
+        return self.cgroup.exceeded() if self.cgroup else None
+
+    def close(self) -> None:
+        """The app is done (its processes killed): remove its cgroup."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from pytest_klaudbiusz.apps.isolation import MACHINE_TOOLS, Cgroup, Confinement
+from pytest_klaudbiusz.apps.isolation import MACHINE_TOOLS, Confinement
 from pytest_klaudbiusz.apps.logs import BoundedLog, LogPipe
 
 TOKEN_VAR = "KLAUD_APP_TOKEN"
@@ -80,7 +80,6 @@ class AppProcesses:
     def __init__(self, confinement: Confinement | None = None) -> None:
         self.token = uuid.uuid4().hex
         self.confinement = confinement
-        self._cgroups: list[Cgroup] = []
         self._popens: list[subprocess.Popen[bytes]] = []
         self._pipes: list[LogPipe] = []
         self._tracks_descendants = become_subreaper()
@@ -99,9 +98,7 @@ class AppProcesses:
         pipe = LogPipe(log)
         argv: str | list[str] = command
         if self.confinement is not None:
-            argv, cgroup = self.confinement.argv(command)
-            if cgroup is not None:
-                self._cgroups.append(cgroup)
+            argv = self.confinement.argv(command)
         try:
             popen = subprocess.Popen(
                 argv,
@@ -143,8 +140,14 @@ class AppProcesses:
         return missing_program(command, env)
 
     def limit_reached(self) -> str | None:
-        """The resource limit a command since the last ``kill_all`` ran into, if any."""
-        return next((hit for c in self._cgroups if (hit := c.exceeded())), None)
+        """The resource limit the latest command ran into, if any."""
+        return self.confinement.exceeded() if self.confinement else None
+
+    def close(self) -> None:
+        """The app is done: kill whatever is left, then remove its cgroup."""
+        self.kill_all()
+        if self.confinement is not None:
+            self.confinement.close()
 
     def _candidates(self) -> list[psutil.Process]:
         if not self._tracks_descendants:
@@ -202,9 +205,6 @@ class AppProcesses:
         for pipe in self._pipes:
             pipe.close()
         self._pipes.clear()
-        for cgroup in self._cgroups:
-            cgroup.remove()
-        self._cgroups.clear()
         return killed
 
 
