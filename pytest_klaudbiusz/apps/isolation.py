@@ -5,8 +5,10 @@
 command into the argv that runs it:
 
 * in bubblewrap (``bwrap`` on PATH, Debian's ``bubblewrap``): its own PID namespace
-  (a fresh ``/proc`` that shows nothing of the evaluator or of other apps; when the
-  sandbox's init dies the kernel kills every process in it), no capabilities, the
+  (a fresh ``/proc`` that shows nothing of the evaluator or of other apps) whose PID 1
+  is the command itself (``--as-pid-1``: no bubblewrap init that could outlive it and
+  be re-parented to the harness), so when the command ends or is killed the kernel
+  kills every process it left in the sandbox; no capabilities, the
   system's folders read-only (an allow-list: ``/usr``, ``/etc`` ...; the user's
   folders, ``/work``, ``/root``, ``/home``, ``/srv`` are simply not there), writable
   only the working copy, a private ``/tmp`` and ``/var/tmp``, a private ``$HOME`` and

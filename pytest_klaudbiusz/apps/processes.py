@@ -8,7 +8,7 @@ a child subreaper, so processes that daemonize (setsid, double fork) are
 re-parented to it instead of to init and stay findable. ``AppProcesses.kill_all``
 kills every process of the app, wherever it went. Given a ``Confinement``
 (``isolation.py``), each command runs in the app's sandbox and under its limits: there
-killing the sandbox (its PID namespace's init) takes every process in it along.
+killing the command (PID 1 of its PID namespace) takes every process in it along.
 """
 
 from __future__ import annotations
