@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import quality
 from pytest_klaudbiusz.controller import EvaluationController, ini_path
@@ -98,7 +99,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--klaud-timeout",
         "klaud_timeouts",
-        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request); repeatable",
+        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request, ui);"
+        " repeatable",
         ini_type="linelist",
         action="append",
         default=[],
@@ -194,6 +196,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
+    ui.add_options(parser)  # --klaud-no-ui: no headless browser
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -234,6 +237,7 @@ def _settings(config: pytest.Config) -> Settings:
         ),
         cache=bool(config.getoption("klaud_cache") or config.getini("klaud_cache")),
         rerun=parse_rerun(config.getoption("klaud_rerun")),
+        ui=ui.ui_enabled(config),
     )
 
 
@@ -335,6 +339,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[EVALUATED_KEY] = {}
+    config.add_cleanup(ui.close_browser)  # the browser of this process, if it started one
     if settings.apps_dir is not None:
         _stop_on_sigterm(config)
     config.stash[REUSE_KEY] = _result_reuse(config, settings)
@@ -454,7 +459,7 @@ def _evaluate(app_dir: Path, settings: Settings, reuse: ResultReuse | None) -> K
         infra_result,
     )
 
-    options = EvalOptions(os.environ, settings.timeouts, settings.env_passthrough)
+    options = EvalOptions(os.environ, settings.timeouts, settings.env_passthrough, settings.ui)
 
     def run(app_dir: Path) -> AppResult:
         try:

@@ -28,6 +28,7 @@ from pytest_klaudbiusz.apps.scoring import (
     load_generation_metrics,
     parse_coverage,
 )
+from pytest_klaudbiusz.apps.ui import RULE_SEPARATOR, BrowserUnavailable, has_ui_files, ui_stage
 from pytest_klaudbiusz.results.model import (
     DEFAULT_TIMEOUTS,
     STAGES,
@@ -47,6 +48,7 @@ class EvalOptions:
     environ: Mapping[str, str]
     timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     env_passthrough: tuple[str, ...] = ()
+    ui: bool = True  # open the app's page in a headless browser (--klaud-no-ui: off)
 
     def timeout(self, stage: str) -> float:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
@@ -108,7 +110,11 @@ class _Run:
         command = self.plan.commands.get("start")
         if not command:
             runtime = StageOutcome("runtime", Outcome.FAILED, reason="no start command")
-            return [runtime, *self._data_skipped("runtime failed")]
+            return [
+                runtime,
+                *self._data_skipped("runtime failed"),
+                self._ui_skipped("runtime failed"),
+            ]
         log = BoundedLog()
         start = time.monotonic()
         popen = self.processes.spawn(command, self.workdir, self.env, log)
@@ -121,7 +127,7 @@ class _Run:
             runtime = StageOutcome(
                 "runtime", Outcome.PASSED, round(time.monotonic() - start, 3), command=command
             )
-            stages = [runtime, *self._data()]
+            stages = [runtime, *self._data(), self._ui()]
         else:
             if health.healthy:  # answered (a daemon it left behind?), but is not running
                 reason = "start command exited after answering"
@@ -137,7 +143,11 @@ class _Run:
                 command,
                 popen.poll(),
             )
-            stages = [runtime, *self._data_skipped("runtime failed")]
+            stages = [
+                runtime,
+                *self._data_skipped("runtime failed"),
+                self._ui_skipped("runtime failed"),
+            ]
         self.processes.kill_all()
         stages[0].log_tail = log.excerpt(self.secrets)
         return stages
@@ -149,6 +159,22 @@ class _Run:
                 StageOutcome("data_returned", Outcome.NOT_APPLICABLE, reason="no data endpoints"),
             ]
         return [_skipped("data", reason), _skipped("data_returned", "data failed")]
+
+    def _ui(self) -> StageOutcome:
+        if not self.options.ui:
+            return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason="UI check off (--klaud-no-ui)")
+        timeouts = self.options.timeout("ui"), self.options.timeout("request")
+        try:
+            stage, details = ui_stage(self.plan, self.workdir, self.port, *timeouts, self.secrets)
+        except BrowserUnavailable as exc:
+            raise InfraError(str(exc)) from None
+        self.details.update(details)
+        return stage
+
+    def _ui_skipped(self, reason: str) -> StageOutcome:
+        if self.options.ui and has_ui_files(self.plan, self.workdir):
+            return _skipped("ui", reason)
+        return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason="no UI found in the files")
 
     def _data(self) -> list[StageOutcome]:
         if not self.plan.data:
@@ -233,6 +259,7 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
             typecheck,
             _skipped("runtime", reason),
             *run._data_skipped(reason),
+            run._ui_skipped(reason),
             _skipped("test", reason),
         ]
     build = run.command_stage("build", absent=Outcome.FAILED, absent_reason="no build command")
@@ -242,7 +269,11 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
     if build.passed:
         served = run.serve()
     else:
-        served = [_skipped("runtime", "build failed"), *run._data_skipped("build failed")]
+        served = [
+            _skipped("runtime", "build failed"),
+            *run._data_skipped("build failed"),
+            run._ui_skipped("build failed"),
+        ]
     test = run.command_stage("test", absent=Outcome.FAILED, absent_reason="no test command")
     return [install, build, typecheck, *served, test]
 
@@ -263,6 +294,7 @@ _CHECK_STAGES = {
     "tests_pass": "test",
     "databricks_connectivity": "data",
     "data_returned": "data_returned",
+    "ui_renders": "ui",
 }
 
 
@@ -285,7 +317,6 @@ def _scored(
             metrics[check] = None
         else:
             metrics[check] = stage.passed
-    metrics["ui_renders"] = None  # not checked by this version
     install = result.stage("install")
     local, deploy = devx_criteria(
         app_dir,
@@ -308,7 +339,10 @@ def _scored(
     metrics["appeval_100"] = appeval_100(metrics)
     result.metrics = metrics
     issues = [
-        f"{s.name}: {_stable(s.reason)}" for s in result.stages if s.outcome is Outcome.FAILED
+        f"{s.name}: {_stable(reason)}"
+        for s in result.stages
+        if s.outcome is Outcome.FAILED
+        for reason in (s.reason.split(RULE_SEPARATOR) if s.name == "ui" else [s.reason])
     ]
     issues += [CRITERION_ISSUES[c["criterion"]] for c in local + deploy if not c["passed"]]
     result.issues = issues + result.issues

@@ -65,6 +65,7 @@ def result_key(app_dir: Path, options: EvalOptions) -> str:
         key.update(framed(b"T", f"{stage}={float(seconds)!r}"))
     for pattern in options.env_passthrough:
         key.update(framed(b"P", pattern))
+    key.update(framed(b"U", str(options.ui)))
     for name, value in app_variables(app_dir, options):
         key.update(framed(b"E", name) + framed(b"=", value))
     for relative, content, _ in file_hashes(app_dir, generated_only=False):
