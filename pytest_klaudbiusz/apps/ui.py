@@ -30,14 +30,11 @@ from typing import TYPE_CHECKING, Any
 from pytest_klaudbiusz.apps.logs import BoundedLog
 from pytest_klaudbiusz.apps.plan import AppPlan
 from pytest_klaudbiusz.results.model import Outcome, StageOutcome
+from pytest_klaudbiusz.results.screenshots import SCREENSHOT_DATA
 
 if TYPE_CHECKING:
     import pytest
 
-#: Where the base64 PNG waits in ``AppResult.details`` until the controller writes it.
-SCREENSHOT_DATA = "screenshot_png_base64"
-#: The report's link to the written screenshot (``screenshots/<app>.png``).
-SCREENSHOT_LINK = "screenshot"
 BROWSER_NAMES = ("chromium", "chromium-browser")
 INSTALL_HINT = "apt-get install chromium (Debian/Ubuntu), or pass --klaud-no-ui"
 #: Without these, root cannot start Chromium, and on a closed network it keeps trying to

@@ -347,7 +347,10 @@ class MlflowTracker:
                 self.client.log_inputs(run_id, datasets=[dataset])
             step = "uploading the report files"
             for path in files:
-                self.client.log_artifact(run_id, str(path))
+                if path.is_dir():  # the screenshots: screenshots/<app>.png in the run
+                    self.client.log_artifacts(run_id, str(path), path.name)
+                else:
+                    self.client.log_artifact(run_id, str(path))
             step = "logging the apps table"
             self.client.log_table(run_id, data=apps_table(report), artifact_file="apps_table.json")
             step = "finishing the run"
