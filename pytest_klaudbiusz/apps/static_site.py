@@ -47,7 +47,7 @@ class StaticSite:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="klaud-static-site", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="klaud-static-site", daemon=True
         )
 
     @property

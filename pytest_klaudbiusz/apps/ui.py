@@ -240,12 +240,8 @@ def find_target(plan: AppPlan, workdir: Path, port: int, timeout: float) -> Targ
 
 def has_ui_files(plan: AppPlan, app_dir: Path) -> bool:
     """Whether the files show a UI (for a ui stage that cannot run: skipped, not n/a)."""
-    places = ("index.html", "public/index.html", "static/index.html", "templates/index.html")
-    return (
-        plan.ui is not None
-        or (app_dir / "client").is_dir()
-        or any((app_dir / p).is_file() for p in places)
-    )
+    pages = (*app_dir.glob("index.html"), *app_dir.glob("*/index.html"))  # public/, static/
+    return plan.ui is not None or (app_dir / "client").is_dir() or bool(pages)
 
 
 # --- the stage ---------------------------------------------------------------------

@@ -33,7 +33,7 @@ def file_name(app_name: str) -> str:
     readable ASCII form plus a hash of the real name (two apps never share a file)."""
     ascii_form = unicodedata.normalize("NFKD", app_name).encode("ascii", "ignore").decode()
     safe = _UNSAFE.sub("_", ascii_form).strip("._-")[:80]
-    if safe != app_name:
+    if safe != app_name or not safe:
         digest = hashlib.sha256(app_name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
         safe = f"{safe}-{digest}" if safe else digest
     return f"{safe}.png"
