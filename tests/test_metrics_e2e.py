@@ -184,7 +184,8 @@ EXPECTED = {
                                 dockerfile=True, type_safety=None,
                                 stage_issues=("install: exited non-zero",)),
     "warehouse-down": Expect(4, 5, frozenset({S.ENV_TEMPLATE}), 103,
-                             stage_issues=("data: endpoint answered non-2xx",)),
+                             stage_issues=("data: endpoint answered non-2xx",
+                                           "ui: api request failed")),
     "wrong-port": Expect(4, 3, NO_DEPLOY | {S.ENV_TEMPLATE}, 41, type_safety=None,
                          stage_issues=("runtime: not healthy",)),  # not "... within 3s"
 }  # fmt: skip
