@@ -42,6 +42,7 @@ from pytest_klaudbiusz.results.screenshots import (
     SCREENSHOT_DATA,
     SCREENSHOT_LINK,
     file_name,
+    gather_screenshots,
     store_screenshots,
 )
 
@@ -477,3 +478,23 @@ def test_a_ui_that_cannot_run_is_skipped_and_an_app_without_one_not_applicable(
         result = evaluate_app(app, EvalOptions(env))
         stage = result.stage("ui")
         assert stage is not None and (stage.outcome.value, stage.reason) == expected
+
+
+def test_a_merge_gathers_the_screenshots_of_its_shards(tmp_path: Path) -> None:
+    shards = []
+    for shard, name in (("one", "a"), ("two", "b c")):
+        folder = tmp_path / shard / "screenshots"
+        folder.mkdir(parents=True)
+        (folder / file_name(name)).write_bytes(tiny_png([b"\x01"], 1))
+        link = {SCREENSHOT_LINK: f"screenshots/{file_name(name)}"}
+        shards.append(
+            (str(tmp_path / shard / "r.json"), {"apps": [{"app_name": name, "details": link}]})
+        )
+    gone = {"app_name": "gone", "details": {SCREENSHOT_LINK: "screenshots/gone.png"}}
+    merged = {"apps": [*(json.loads(json.dumps(s["apps"][0])) for _, s in shards), gone]}
+    gather_screenshots(merged, shards, tmp_path / "merged")
+    assert sorted(p.name for p in (tmp_path / "merged" / "screenshots").iterdir()) == sorted(
+        file_name(n) for n in ("a", "b c")
+    )
+    assert merged["apps"][1]["details"][SCREENSHOT_LINK] == f"screenshots/{file_name('b c')}"
+    assert SCREENSHOT_LINK not in gone["details"]  # its file is nowhere: no dead link

@@ -15,8 +15,11 @@ import binascii
 import hashlib
 import os
 import re
+import shutil
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
 
@@ -104,3 +107,31 @@ def screenshot_folder(report_dir: Path) -> list[Path]:
     """The screenshots folder as an artifact to log, when it holds any."""
     folder = report_dir / FOLDER
     return [folder] if folder.is_dir() and any(folder.glob("*.png")) else []
+
+
+def gather_screenshots(
+    report: dict[str, Any], shards: Sequence[tuple[str, dict[str, Any]]], report_dir: Path
+) -> None:
+    """A merge of shard reports: copy each app's screenshot from its shard's folder into
+    ``report_dir/screenshots``; a link whose file cannot be found or copied is dropped."""
+    sources = {}
+    for path, shard in shards:
+        for app in shard["apps"]:
+            link = (app.get("details") or {}).get(SCREENSHOT_LINK)
+            source = Path(path).parent / str(link) if link else None
+            if source is not None and source.parent.name == FOLDER and source.is_file():
+                sources[app["app_name"]] = source
+    for app in report["apps"]:
+        details = app.get("details") or {}
+        source = sources.get(app["app_name"])
+        if details.get(SCREENSHOT_LINK) is None:
+            continue
+        try:
+            if source is None:
+                raise FileNotFoundError
+            (report_dir / FOLDER).mkdir(parents=True, exist_ok=True)
+            if source.resolve() != (report_dir / FOLDER / source.name).resolve():
+                shutil.copyfile(source, report_dir / FOLDER / source.name)
+            details[SCREENSHOT_LINK] = f"{FOLDER}/{source.name}"
+        except OSError:
+            del details[SCREENSHOT_LINK]
