@@ -216,6 +216,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
         "runtime": "passed",
         "data": "passed",
         "data_returned": "passed",
+        "ui": "not_applicable",  # an API without a page
         "test": "passed",
     }
     assert apps["good"]["details"]["data_endpoints"] == [
