@@ -317,6 +317,8 @@ def test_shipped_corpus_serial_and_xdist_give_the_same_report(pytester: pytest.P
     assert summary["tests_pass_rate"] == 12 / 15
     assert serial_report["run"]["mode"] == "corpus"
     # the failures explain themselves
-    serial.stdout.fnmatch_lines(["broken-build: failed build_success, runtime_success"])
-    serial.stdout.fnmatch_lines(["wrong-port: failed runtime_success", "  runtime: failed (*)"])
+    serial.stdout.fnmatch_lines(["broken-build: failed build_success, runtime_success, ui_renders"])
+    serial.stdout.fnmatch_lines(
+        ["wrong-port: failed runtime_success, ui_renders", "  runtime: failed (*)"]
+    )
     serial.stdout.fnmatch_lines(["failing-tests: failed tests_pass", "--- test log ---"])
