@@ -485,7 +485,7 @@ def test_malformed_manifest_reports_that_app_and_evaluates_the_rest(
         assert outcomes(app) == {
             "install": "failed",
             **dict.fromkeys(
-                ("build", "typecheck", "runtime", "data", "data_returned", "test"), "skipped"
+                ("build", "typecheck", "runtime", "data", "data_returned", "ui", "test"), "skipped"
             ),
         }
     assert checks(apps["good"])["data_returned"] is True
