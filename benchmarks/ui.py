@@ -49,10 +49,12 @@ class BrowserCounter:
 
     def _watch(self) -> None:
         while not self._stop.wait(0.05):
-            for proc in psutil.process_iter(["name", "cmdline"]):
+            for proc in psutil.process_iter(["cmdline"]):
                 try:
-                    name, cmdline = proc.info["name"] or "", proc.info["cmdline"] or []
-                    if "chrom" not in name or any(a.startswith("--type=") for a in cmdline):
+                    cmdline = proc.info["cmdline"] or []
+                    # the browser's main process: Playwright talks to it through a pipe
+                    main = "--remote-debugging-pipe" in cmdline
+                    if not main or any(a.startswith("--type=") for a in cmdline):
                         continue
                     if proc.environ().get("KLAUD_UI_BENCHMARK") == self.marker:
                         self.browsers.add(proc.pid)

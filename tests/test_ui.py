@@ -33,7 +33,7 @@ import pytest
 
 from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.evaluation import EvalOptions, InfraError, evaluate_app
-from pytest_klaudbiusz.apps.plan import ManifestError, UiManifest, plan_app
+from pytest_klaudbiusz.apps.plan import AppPlan, ManifestError, UiManifest, plan_app
 from pytest_klaudbiusz.apps.static_site import StaticSite
 from pytest_klaudbiusz.apps.ui import PageVisit, is_api_failure, judge, png_distinct_rows, png_size
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
@@ -220,10 +220,19 @@ def test_screenshots_are_written_linked_shown_and_logged(serial: Session) -> Non
 # --- in this process: the stage itself ---------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def closes_browser() -> Iterator[None]:
     yield
     ui.close_browser()
+
+
+def static_page(folder: Path, html: str) -> AppPlan:
+    """An app whose built client is one page (served by the plugin, no app behind it)."""
+    dist = folder / "client" / "dist"
+    dist.mkdir(parents=True)
+    (dist / "index.html").write_text(html)
+    (folder / "klaud.toml").write_text('[ui]\nstatic = "client/dist"\n')
+    return plan_app(folder)
 
 
 def test_ui_off_and_a_missing_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,16 +251,29 @@ def test_ui_off_and_a_missing_browser(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_a_page_that_hangs_costs_the_ui_timeout(tmp_path: Path, closes_browser: None) -> None:
     """A page stuck in a loop, from a built client: the stage fails after its timeout."""
-    dist = tmp_path / "client" / "dist"
-    dist.mkdir(parents=True)
-    (dist / "index.html").write_text("<h1>Busy</h1><script>for (;;) {}</script>")
-    (tmp_path / "klaud.toml").write_text('[ui]\nstatic = "client/dist"\n')
-    plan = plan_app(tmp_path)
+    plan = static_page(tmp_path, "<h1>Busy</h1><script>for (;;) {}</script>")
     start = time.monotonic()
     stage, details = ui.ui_stage(plan, tmp_path, port=9, timeout=3, request_timeout=1, secrets=())
     assert time.monotonic() - start < 10
-    assert stage.outcome == "failed" and stage.reason.startswith("page did not load (")
+    assert (stage.outcome, stage.reason) == ("failed", "page did not load (timed out)")
     assert details["ui"]["served_by"] == "client/dist"
+
+
+def test_secrets_a_page_prints_are_redacted(tmp_path: Path, closes_browser: None) -> None:
+    secret = "dapi0123456789abcdef"
+    html = f"<h1>Hi</h1><script>console.error('t={secret}'); throw Error('{secret}')</script>"
+    stage, details = ui.ui_stage(static_page(tmp_path, html), tmp_path, 9, 10, 1, (secret,))
+    assert stage.reason == "page error"
+    assert "console: t=[REDACTED]" in stage.log_tail
+    assert details["ui"]["page_errors"] == ["[REDACTED]"]
+    assert secret not in json.dumps(details["ui"]) + stage.log_tail
+
+
+def test_navigation_errors_become_stable_causes() -> None:
+    message = "Page.goto: net::ERR_EMPTY_RESPONSE at http://127.0.0.1:41234/\nCall log: ..."
+    assert ui.load_error(message) == "net::ERR_EMPTY_RESPONSE"
+    assert ui.load_error("Page.goto: Timeout 2999.5ms exceeded.") == "timed out"
+    assert ui.load_error("Target crashed") == "no answer"
 
 
 # --- the rules, as a pure function ---------------------------------------------------

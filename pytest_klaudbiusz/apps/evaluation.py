@@ -63,6 +63,9 @@ def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(sorted(values, key=len, reverse=True))  # longest first: no partial leftovers
 
 
+_UI_OFF = "UI check off (--klaud-no-ui)"
+
+
 def _skipped(name: str, reason: str) -> StageOutcome:
     return StageOutcome(name, Outcome.SKIPPED, reason=reason)
 
@@ -162,7 +165,7 @@ class _Run:
 
     def _ui(self) -> StageOutcome:
         if not self.options.ui:
-            return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason="UI check off (--klaud-no-ui)")
+            return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason=_UI_OFF)
         timeouts = self.options.timeout("ui"), self.options.timeout("request")
         try:
             stage, details = ui_stage(self.plan, self.workdir, self.port, *timeouts, self.secrets)
@@ -172,7 +175,9 @@ class _Run:
         return stage
 
     def _ui_skipped(self, reason: str) -> StageOutcome:
-        if self.options.ui and has_ui_files(self.plan, self.workdir):
+        if not self.options.ui:
+            return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason=_UI_OFF)
+        if has_ui_files(self.plan, self.workdir):
             return _skipped("ui", reason)
         return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason="no UI found in the files")
 

@@ -16,6 +16,7 @@ the result's details (plain JSON, across xdist) until the controller writes it o
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import struct
 import time
@@ -51,11 +52,13 @@ CHROMIUM_ARGS = (
 VIEWPORT = {"width": 1280, "height": 800}
 FULL_PAGE_MAX_HEIGHT = 1600  # a page up to this tall is shot whole, a longer one as seen
 RULE_SEPARATOR = "; "  # between the failed rules in the stage's reason
-CONSOLE_LINES = 20  # first console errors kept for the log excerpt
+MESSAGES_KEPT = 20  # first page errors, failed requests and console errors kept of each
+MESSAGE_CHARS = 300  # of each message, cut after secrets are redacted (so from 2000 read)
 #: Framework error overlays that cover the page in development builds.
 ERROR_OVERLAYS = "vite-error-overlay, #webpack-dev-server-client-overlay, nextjs-portal"
-#: A screenshot with at most this many distinct pixel rows is one flat colour.
-UNIFORM_ROWS = 12
+#: A screenshot with at most this many distinct filtered rows is one flat colour (the first
+#: row differs: the PNG encoder filters it against nothing). A single "." has five.
+UNIFORM_ROWS = 2
 
 #: Measures what a person would see: characters of text in a colour other than the
 #: background behind it, in boxes that are laid out, and media with an area.
@@ -261,6 +264,8 @@ def ui_stage(
     if isinstance(target, str):
         return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason=target), {}
     visit, png = _visit(target, port, start + timeout, request_timeout)
+    for messages in (visit.page_errors, visit.failed_api_requests, visit.console_errors):
+        messages[:] = [_redacted(m, secrets)[:MESSAGE_CHARS] for m in messages]  # tokens too
     log = BoundedLog()
     for line in [*visit.page_errors, *visit.failed_api_requests, *visit.console_errors]:
         log.write(f"{line}\n".encode(errors="replace"))
@@ -369,12 +374,14 @@ class _Browser:
                 visit.uniform_screenshot = png_distinct_rows(png) <= UNIFORM_ROWS
             except Error as exc:
                 if not self.connected:
-                    stopped = f"Chromium stopped while opening the page: {_first_line(str(exc))}"
+                    stopped = (
+                        f"Chromium stopped while opening the page: {_first_line(str(exc), 300)}"
+                    )
                     raise BrowserUnavailable(stopped) from None
-                reason = _first_line(str(exc))
                 if visit.document_status is None:
-                    visit.load_error = reason
+                    visit.load_error = load_error(str(exc))
                 else:
+                    reason = _first_line(str(exc))
                     visit.page_errors.append(f"the page could not be measured: {reason}")
             return visit, png
         finally:
@@ -383,6 +390,10 @@ class _Browser:
 
     @staticmethod
     def _listen(page: Any, origin: str, target: Target, visit: PageVisit) -> None:
+        def keep(messages: list[str], message: str) -> None:
+            if len(messages) < MESSAGES_KEPT:
+                messages.append(message[:2000])
+
         def api_failure(request: Any, status: int | None, why: str) -> None:
             url = str(request.url)
             same_origin = url == origin or url.startswith(origin + "/")
@@ -390,7 +401,7 @@ class _Browser:
             api_path = path.startswith((target.api_prefix + "/", target.api_prefix + "?"))
             xhr = request.resource_type in ("fetch", "xhr")
             if is_api_failure(same_origin, api_path, xhr, status):
-                visit.failed_api_requests.append(f"{request.method} {path[:200]}: {why}")
+                keep(visit.failed_api_requests, f"{request.method} {path}: {why}")
 
         def failed(request: Any) -> None:
             error = str(request.failure or "failed")
@@ -398,20 +409,36 @@ class _Browser:
                 api_failure(request, None, error)
 
         def console(message: Any) -> None:
-            if message.type == "error" and len(visit.console_errors) < CONSOLE_LINES:
-                visit.console_errors.append(f"console: {_first_line(message.text)}")
+            if message.type == "error":
+                keep(visit.console_errors, f"console: {_first_line(message.text)}")
 
         def answered(response: Any) -> None:
             if response.status >= 400:
                 api_failure(response.request, response.status, str(response.status))
 
-        page.on("pageerror", lambda error: visit.page_errors.append(_first_line(str(error))))
+        page.on("pageerror", lambda error: keep(visit.page_errors, _first_line(str(error))))
         page.on("console", console)
         page.on("requestfailed", failed)
         page.on("response", answered)
 
 
-def _first_line(text: str, limit: int = 300) -> str:
+_NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
+
+
+def load_error(message: str) -> str:
+    """A stable cause from Playwright's navigation error (which names the URL and port)."""
+    if match := _NET_ERROR.search(message):
+        return match.group(0)
+    return "timed out" if "Timeout" in message else "no answer"
+
+
+def _redacted(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[REDACTED]")
+    return text
+
+
+def _first_line(text: str, limit: int = 2000) -> str:
     lines = text.strip().splitlines()
     return (lines[0] if lines else "")[:limit]
 
