@@ -51,10 +51,12 @@ class BrowserCounter:
         while not self._stop.wait(0.05):
             for proc in psutil.process_iter(["cmdline"]):
                 try:
-                    cmdline = proc.info["cmdline"] or []
-                    # the browser's main process: Playwright talks to it through a pipe
+                    cmdline = proc.info["cmdline"] or [""]
+                    # the browser's main process: Playwright talks to it through a pipe (the
+                    # subshells of Debian's /usr/bin/chromium wrapper script have that too)
                     main = "--remote-debugging-pipe" in cmdline
-                    if not main or any(a.startswith("--type=") for a in cmdline):
+                    wrapper = Path(cmdline[0]).name in ("sh", "bash", "dash")
+                    if not main or wrapper or any(a.startswith("--type=") for a in cmdline):
                         continue
                     if proc.environ().get("KLAUD_UI_BENCHMARK") == self.marker:
                         self.browsers.add(proc.pid)

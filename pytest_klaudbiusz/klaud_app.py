@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import math
 import re
+from base64 import b64decode
 
 import pytest
 
 from pytest_klaudbiusz.results.model import AppResult, Outcome
-from pytest_klaudbiusz.results.screenshots import SCREENSHOT_DATA
 
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 
@@ -48,8 +47,10 @@ class KlaudApp:
     @property
     def screenshot(self) -> bytes | None:
         """The PNG of the app's page as the headless browser saw it (None: no UI checked)."""
+        from pytest_klaudbiusz.results.screenshots import SCREENSHOT_DATA
+
         data = self.result.details.get(SCREENSHOT_DATA)
-        return base64.b64decode(data) if isinstance(data, str) else None
+        return b64decode(data) if isinstance(data, str) else None
 
     def record(self, name: str, value: float) -> None:
         """Record a custom per-app metric; the summary gets ``avg_<name>``."""

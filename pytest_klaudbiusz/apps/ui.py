@@ -20,21 +20,18 @@ import re
 import shutil
 import struct
 import time
-import urllib.error
-import urllib.request
 import zlib
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_klaudbiusz.apps.logs import BoundedLog
-from pytest_klaudbiusz.apps.plan import AppPlan
 from pytest_klaudbiusz.results.model import Outcome, StageOutcome
-from pytest_klaudbiusz.results.screenshots import SCREENSHOT_DATA
 
 if TYPE_CHECKING:
     import pytest
+
+    from pytest_klaudbiusz.apps.plan import AppPlan
 
 BROWSER_NAMES = ("chromium", "chromium-browser")
 INSTALL_HINT = "apt-get install chromium (Debian/Ubuntu), or pass --klaud-no-ui"
@@ -213,6 +210,9 @@ class Target:
 
 def _answer(port: int, path: str, timeout: float) -> tuple[int | None, str]:
     """Status and content type of ``GET path`` on the app (None: no answer)."""
+    import urllib.error  # here: urllib.request (and ssl) would cost every pytest start-up
+    import urllib.request
+
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Accept": "*/*"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -259,6 +259,9 @@ def ui_stage(
     secrets: tuple[str, ...],
 ) -> tuple[StageOutcome, dict[str, Any]]:
     """The ``ui`` stage and the details it adds (the visit and the screenshot)."""
+    from pytest_klaudbiusz.apps.logs import BoundedLog
+    from pytest_klaudbiusz.results.screenshots import SCREENSHOT_DATA
+
     start = time.monotonic()
     target = find_target(plan, workdir, port, request_timeout)
     if isinstance(target, str):
