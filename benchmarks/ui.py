@@ -49,14 +49,12 @@ class BrowserCounter:
 
     def _watch(self) -> None:
         while not self._stop.wait(0.05):
-            for proc in psutil.process_iter(["cmdline"]):
+            for proc in psutil.process_iter():
                 try:
-                    cmdline = proc.info["cmdline"] or [""]
-                    # the browser's main process: Playwright talks to it through a pipe (the
-                    # subshells of Debian's /usr/bin/chromium wrapper script have that too)
-                    main = "--remote-debugging-pipe" in cmdline
-                    wrapper = Path(cmdline[0]).name in ("sh", "bash", "dash")
-                    if not main or wrapper or any(a.startswith("--type=") for a in cmdline):
+                    # the browser: the process Playwright's driver started (Debian's
+                    # /usr/bin/chromium wrapper script execs the browser in its place)
+                    parent = proc.parent()
+                    if parent is None or "run-driver" not in " ".join(parent.cmdline()):
                         continue
                     if proc.environ().get("KLAUD_UI_BENCHMARK") == self.marker:
                         self.browsers.add(proc.pid)
