@@ -182,8 +182,8 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 def png_distinct_rows(png: bytes) -> int:
-    """How many different filtered pixel rows the PNG has: a flat image has a handful
-    (one per filter the encoder chose), anything drawn has many."""
+    """How many different filtered pixel rows the PNG has: a flat image has two (the first
+    row, filtered against nothing, and all the others), anything drawn has more."""
     width, height = png_size(png)
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[png[25]]
     stride = 1 + width * channels * png[24] // 8
