@@ -31,7 +31,8 @@ from typing import Any
 
 from pytest_klaudbiusz.ci.compare import ALPHA, mcnemar_exact
 from pytest_klaudbiusz.results.model import CHECKS, RATES
-from pytest_klaudbiusz.results.render import markdown_cell, markdown_table
+from pytest_klaudbiusz.results.render import markdown_table
+from pytest_klaudbiusz.results.text import markdown_cell
 
 #: The two-sided 95% normal quantile (1.95996...).
 Z95 = NormalDist().inv_cdf(0.975)

@@ -17,7 +17,8 @@ from typing import Any
 
 from pytest_klaudbiusz.ci import gates
 from pytest_klaudbiusz.results.model import CHECKS, RATES
-from pytest_klaudbiusz.results.render import markdown_cell, markdown_table
+from pytest_klaudbiusz.results.render import markdown_table
+from pytest_klaudbiusz.results.text import markdown_cell
 
 #: Significance level of the McNemar test.
 ALPHA = 0.05
