@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import threading
@@ -26,7 +25,9 @@ from pathlib import Path
 import psutil
 from _common import ROOT, clean_env, machine_table, markdown_table, median, wall_and_cpu
 
-UI_APPS = ROOT / "tests" / "ui_apps"
+sys.path.insert(0, str(ROOT / "tests"))
+from ui_apps import copy_app
+
 SAMPLES = ("renders", "trpc-static")
 SUITE = "def test_app(klaud_app):\n    klaud_app.check()\n"
 
@@ -34,7 +35,7 @@ SUITE = "def test_app(klaud_app):\n    klaud_app.check()\n"
 def make_apps(root: Path, count: int) -> Path:
     apps = root / "apps"
     for i in range(count):
-        shutil.copytree(UI_APPS / SAMPLES[i % len(SAMPLES)], apps / f"app{i:03d}")
+        copy_app(SAMPLES[i % len(SAMPLES)], apps / f"app{i:03d}")
     (root / "test_evals.py").write_text(SUITE)
     return apps
 
@@ -99,9 +100,7 @@ def main() -> None:
             for layout, layout_args in layouts.items():
                 for variant, variant_args in variants.items():
                     marker = uuid.uuid4().hex
-                    env = clean_env(
-                        UI_SAMPLE_SERVER=str(UI_APPS / "server.py"), KLAUD_UI_BENCHMARK=marker
-                    )
+                    env = clean_env(KLAUD_UI_BENCHMARK=marker)
                     command = [
                         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "--klaud-apps", str(apps), "--klaud-no-tracking", "--klaud-report-dir",

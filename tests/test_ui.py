@@ -30,6 +30,7 @@ from typing import Any
 
 import psutil
 import pytest
+from ui_apps import copy_app, copy_apps
 
 from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.evaluation import EvalOptions, InfraError, evaluate_app
@@ -46,8 +47,6 @@ from pytest_klaudbiusz.results.screenshots import (
     store_screenshots,
 )
 
-HERE = Path(__file__).parent
-UI_APPS = HERE / "ui_apps"
 SUBPROCESS_TIMEOUT = 300
 #: What each sample app's ui stage must come to: (ui_renders, the ui issues).
 EXPECTED = {
@@ -68,11 +67,11 @@ SUITE = textwrap.dedent(
 
 
 def environ(marker: str) -> dict[str, str]:
-    """The caller's environment (no xdist or tracking settings) with the sample server and a
-    marker every process of the session inherits, the browser's included."""
+    """The caller's environment (no xdist or tracking settings) with a marker every process
+    of the session inherits, the browser's included."""
     drop = ("PYTEST_XDIST_", "PYTEST_CURRENT_TEST", "MLFLOW_", "DATABRICKS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    return {**env, "UI_SAMPLE_SERVER": str(UI_APPS / "server.py"), "KLAUD_UI_TEST": marker}
+    return {**env, "KLAUD_UI_TEST": marker}
 
 
 def processes_with(marker: str) -> list[str]:
@@ -101,8 +100,8 @@ class Session:
 
 def run_session(root: Path, name: str, *args: str) -> Session:
     folder = root / name
-    folder.mkdir()
-    (folder / "pytest.ini").write_text(f"[pytest]\nklaud_apps = {UI_APPS}\n")
+    copy_apps(folder / "apps")
+    (folder / "pytest.ini").write_text("[pytest]\nklaud_apps = apps\n")
     (folder / "test_evals.py").write_text(SUITE)
     marker = uuid.uuid4().hex
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
@@ -238,13 +237,13 @@ def static_page(folder: Path, html: str) -> AppPlan:
 def test_ui_off_and_a_missing_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--klaud-no-ui: null without a browser; no Chromium: an infrastructure error saying
     how to install it, never the app's failure."""
-    app = UI_APPS / "renders"
-    env = {**os.environ, "UI_SAMPLE_SERVER": str(UI_APPS / "server.py")}
+    app = copy_app("renders", tmp_path / "renders")
+    env = dict(os.environ)
     off = evaluate_app(app, EvalOptions(env, ui=False))
     assert off.metrics["ui_renders"] is None and off.stage("ui").reason.startswith("UI check off")
 
     ui.close_browser()
-    monkeypatch.setenv("PATH", str(tmp_path))  # the harness's PATH; the app keeps its own
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # the harness's; the app keeps its own
     with pytest.raises(InfraError, match=r"no Chromium found.*apt-get install chromium"):
         evaluate_app(app, EvalOptions(env))
 
@@ -484,15 +483,14 @@ def test_a_ui_that_cannot_run_is_skipped_and_an_app_without_one_not_applicable(
     tmp_path: Path,
 ) -> None:
     """Without a running app the files tell: a page folder, a client or [ui] is a UI."""
-    env = {**os.environ, "UI_SAMPLE_SERVER": str(UI_APPS / "server.py")}
+    env = dict(os.environ)
     cases = {
         "renders": ("skipped", "install failed"),
         "trpc-static": ("skipped", "install failed"),
         "api-only": ("not_applicable", "no UI found in the files"),
     }
     for name, expected in cases.items():
-        app = tmp_path / name
-        shutil.copytree(UI_APPS / name, app)
+        app = copy_app(name, tmp_path / name)
         manifest = (app / "klaud.toml").read_text().replace('install = ""\n', "")
         (app / "klaud.toml").write_text(
             manifest.replace("[commands]", "[commands]\ninstall = 'exit 1'")
