@@ -183,6 +183,7 @@ class EvaluationController:
         from pytest_klaudbiusz.results.dataset import dataset_info
         from pytest_klaudbiusz.results.generation import apply_generation_results, model_of
         from pytest_klaudbiusz.results.render import write_reports
+        from pytest_klaudbiusz.results.screenshots import store_screenshots
 
         kill_strays()  # of apps whose xdist worker died or was stopped mid-app
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
@@ -195,6 +196,7 @@ class EvaluationController:
         model_version = self.settings.model_version
         if model_version == "unknown":
             model_version = model_of(results) or "unknown"
+        store_screenshots(results, self.settings.report_dir)  # the PNGs leave the results
         run_info = self._run_info(model_version, interrupted)
         run_info["generation_results"] = (
             str(self.generation_results_path) if self.generation_results_path else None
@@ -224,12 +226,17 @@ class EvaluationController:
         """Log the run through the outbox: kept there until MLflow has it all, then any
         evaluation an earlier session could not send goes too (announced in the summary)."""
         from pytest_klaudbiusz.results.render import write_reports
+        from pytest_klaudbiusz.results.screenshots import screenshot_folder
         from pytest_klaudbiusz.tracking import runs as tracking
         from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
         from pytest_klaudbiusz.tracking.traces import traces_wanted
 
         outbox = Outbox(self.settings.outbox_dir)
-        files = [*self.report_paths.values(), *self.quality.artifacts]
+        files = [
+            *self.report_paths.values(),
+            *self.quality.artifacts,
+            *screenshot_folder(self.settings.report_dir),
+        ]
         try:
             self.outbox_entry = outbox.put(report, files, tracking.display_uri(uri), experiment)
         except OSError as exc:  # sending is still worth a try

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_klaudbiusz import sandboxing
+from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics, quality
 from pytest_klaudbiusz.controller import EvaluationController, ini_path
@@ -101,7 +102,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--klaud-timeout",
         "klaud_timeouts",
-        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request); repeatable",
+        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request, ui);"
+        " repeatable",
         ini_type="linelist",
         action="append",
         default=[],
@@ -197,6 +199,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
+    ui.add_options(parser)  # --klaud-no-ui: no headless browser
     sandboxing.add_options(parser)  # --klaud-sandbox, --klaud-limit
     alerts.add_options(parser)  # --klaud-alert, --klaud-alert-on
     compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
@@ -244,6 +247,7 @@ def _settings(config: pytest.Config) -> Settings:
         ),
         cache=bool(config.getoption("klaud_cache") or config.getini("klaud_cache")),
         rerun=parse_rerun(config.getoption("klaud_rerun")),
+        ui=ui.ui_enabled(config),
     )
 
 
@@ -353,6 +357,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[EVALUATED_KEY] = {}
+    config.add_cleanup(ui.close_browser)  # the browser of this process, if it started one
     if settings.apps_dir is not None:
         sandboxing.configure(config)  # probes bubblewrap; a UsageError if it is refused
         _stop_on_sigterm(config)
@@ -477,7 +482,11 @@ def _evaluate(app_dir: Path, config: pytest.Config) -> KlaudApp:
 
     settings, reuse = config.stash[SETTINGS_KEY], config.stash[REUSE_KEY]
     options = EvalOptions(
-        os.environ, settings.timeouts, settings.env_passthrough, sandboxing.isolation(config)
+        os.environ,
+        settings.timeouts,
+        settings.env_passthrough,
+        sandboxing.isolation(config),
+        ui=settings.ui,
     )
 
     def run(app_dir: Path) -> AppResult:

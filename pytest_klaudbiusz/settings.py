@@ -44,6 +44,7 @@ class Settings:
     allow_infra_errors: int = 0
     cache: bool = False  # reuse cached results of unchanged apps
     rerun: str | None = None  # one of RERUN_CHOICES: reuse the last report's other results
+    ui: bool = True  # open each app's page in a headless browser
 
 
 def parse_mode(option: str | None, environ: Mapping[str, str], ini: str | None = None) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-#: Stages in the order they run; ``data`` is the connectivity check.
-STAGES = ("install", "build", "typecheck", "runtime", "data", "data_returned", "test")
+#: Stages in the order they run; ``data`` is the connectivity check, ``ui`` the browser's.
+STAGES = ("install", "build", "typecheck", "runtime", "data", "data_returned", "ui", "test")
 
 #: Seconds each stage may take (``request``: one HTTP request to the running app).
 DEFAULT_TIMEOUTS = {
@@ -24,6 +24,7 @@ DEFAULT_TIMEOUTS = {
     "typecheck": 300.0,
     "test": 300.0,
     "request": 10.0,
+    "ui": 30.0,  # opening the page in the browser, until it settled and was shot
 }
 
 #: Per-app boolean checks; ``False`` fails the app's pytest case, ``None`` means
@@ -35,6 +36,7 @@ CHECKS = (
     "tests_pass",
     "databricks_connectivity",
     "data_returned",
+    "ui_renders",
 )
 
 #: Summary rate name for each check.
@@ -45,6 +47,7 @@ RATES = {
     "tests_pass": "tests_pass_rate",
     "databricks_connectivity": "databricks_connectivity_rate",
     "data_returned": "data_returned_rate",
+    "ui_renders": "ui_renders_rate",
 }
 
 #: The checks whose rates make up ``overall_quality_score``.

@@ -7,6 +7,7 @@ from ``evaluation_report.json``. Standard library only: no pytest, no mlflow.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -25,12 +26,12 @@ from pytest_klaudbiusz.results.model import (
     AppStatus,
     Outcome,
 )
+from pytest_klaudbiusz.results.screenshots import LEFT_OUT, SCREENSHOT_LINK, attention_first
 from pytest_klaudbiusz.results.text import csv_cell, markdown_cell
 
 #: Per-app metrics in report order; the CSV puts any other metric keys after these.
 METRIC_KEYS = (
     *CHECKS,
-    "ui_renders",
     "local_runability_score",
     "deployability_score",
     "test_coverage_pct",
@@ -41,7 +42,7 @@ METRIC_KEYS = (
     "has_tests",
     "appeval_100",
 )
-FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "test")
+FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "ui", "test")
 REPORT_KEYS = ("schema_version", "run", "summary", "counts", "apps")
 FILE_NAMES = {
     "json": "evaluation_report.json",
@@ -188,6 +189,33 @@ def _attention(apps: list[AppResult]) -> list[str]:
     return lines
 
 
+def _screenshots(apps: list[AppResult]) -> list[str]:
+    """The gallery: each app's page as the browser saw it, the apps needing attention first."""
+    rows, left_out = [], []
+    for app in attention_first(apps):
+        link, ui = app.details.get(SCREENSHOT_LINK), app.stage("ui")
+        if app.details.get(LEFT_OUT):
+            left_out.append(f"{app.app_name} ({app.details[LEFT_OUT]})")
+        if not isinstance(link, str) or ui is None:
+            continue
+        verdict = ui.outcome.value + (f": {ui.reason}" if ui.reason else "")
+        image = f'<img src="{html.escape(link)}" alt="{html.escape(app.app_name)}" width="400">'
+        rows.append((app.app_name, verdict, image))
+    if not rows and not left_out:
+        return []
+    lines = [
+        "## Screenshots",
+        "",
+        "Each app's page in a headless browser (1280x800, the whole page when it is short);"
+        " apps needing attention first.",
+        "",
+        *markdown_table(("App", "UI", "Page"), rows),
+    ]
+    if left_out:
+        lines += ["", "Not kept: " + markdown_cell("; ".join(left_out)) + "."]
+    return lines
+
+
 def _generation(report: dict[str, Any]) -> list[str]:
     summary = report["summary"]
     with_data = summary.get("apps_with_generation_metrics", 0)
@@ -276,6 +304,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         _devx(apps),
         _common_issues(apps),
         _attention(apps),
+        _screenshots(apps),
         _generation(report),
         cost_quality_markdown(report),
         _run(report),

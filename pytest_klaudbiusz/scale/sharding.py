@@ -137,6 +137,7 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
         render_terminal_summary,
         write_reports,
     )
+    from pytest_klaudbiusz.results.screenshots import gather_screenshots
     from pytest_klaudbiusz.scale.merge import MergeError, merge_reports, parent_run_id
     from pytest_klaudbiusz.settings import SettingsError, check_report_dir
 
@@ -159,6 +160,7 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
     merged = MergedEvaluation(report)
     control = quality.QualityControl(config, settings, merged)  # gates, baseline, trend
     control.resolve_baseline()  # a baseline that cannot be found: no report, no run
+    gather_screenshots(report, shards, settings.report_dir)  # from the shards' folders
     problems = call_summary_hook(config, report)  # the suite's own summary metrics
     control.before_reports(report, *(store or (None, None)))
     files = write_reports(report, settings.report_dir)
@@ -192,6 +194,7 @@ def _track_merge(
     with_traces: bool,
 ) -> int:
     from pytest_klaudbiusz.results.render import write_reports
+    from pytest_klaudbiusz.results.screenshots import screenshot_folder
     from pytest_klaudbiusz.tracking import runs as tracking
 
     uri, experiment = store
@@ -203,7 +206,7 @@ def _track_merge(
     try:
         run_id = tracking.log_report(
             report,
-            [*files.values(), *control.artifacts],
+            [*files.values(), *control.artifacts, *screenshot_folder(settings.report_dir)],
             uri,
             experiment,
             on_run_id=remember_run,
