@@ -15,10 +15,9 @@ from pytest_klaudbiusz.apps.plan import (
     DEFAULT_READY_TIMEOUT,
     DataEndpoint,
     ManifestError,
-    detect_template,
     discover_apps,
-    plan_app,
 )
+from pytest_klaudbiusz.apps.templates import detect_template, plan_app
 
 NPM_INSTALL = "npm install --no-audit --no-fund"
 
@@ -97,6 +96,8 @@ path = "/api/analytics/revenue"
         "typecheck": "make check",
         "start": "./serve --port $PORT",
         "test": "make test",
+        "schema": None,
+        "seed": None,
     }
     assert plan.health == ("/api/ping",)
     assert plan.ready_timeout == 12.0 and isinstance(plan.ready_timeout, float)
@@ -226,7 +227,9 @@ def test_trpc_per_folder_installs_and_server_scripts(tmp_path: Path) -> None:
     assert plan.commands["install"] == (
         f"( cd server && {NPM_INSTALL} ) && ( cd client && {NPM_INSTALL} )"
     )
-    assert plan.commands["build"] == "cd client && npm run build"  # client before server
+    assert plan.commands["build"] == (  # both parts, client first as the Dockerfiles do
+        "( cd client && npm run build ) && ( cd server && npm run build )"
+    )
     assert plan.commands["start"] == "cd server && npm run start"
     assert plan.commands["test"] == "cd server && npm run test"
     assert plan.commands["typecheck"] is None  # no script, no tsconfig
@@ -246,6 +249,8 @@ def test_trpc_root_scripts_win(tmp_path: Path) -> None:
         "typecheck": "npm run typecheck",
         "start": "npm run start",
         "test": "npm run test",
+        "schema": None,
+        "seed": None,
     }
 
 
@@ -349,6 +354,8 @@ def test_dbx_sdk_from_queries_and_app_yaml(tmp_path: Path) -> None:
         "typecheck": "npx --no-install tsc --noEmit",
         "start": "npm run start",
         "test": "npm run test",
+        "schema": None,
+        "seed": None,
     }
     assert plan.data == [
         DataEndpoint("POST", "/api/analytics/revenue"),
@@ -477,6 +484,8 @@ def test_generic_npm_app(tmp_path: Path) -> None:
         "typecheck": "npm run typecheck",
         "start": "npm run start",
         "test": "npm run test",
+        "schema": None,
+        "seed": None,
     }
     assert plan.data == []
 
@@ -485,7 +494,8 @@ def test_npm_app_without_scripts_has_no_stages_but_install(tmp_path: Path) -> No
     write(tmp_path, {"package.json": {"name": "bare"}})
     plan = detect_template(tmp_path)
     assert plan.commands == {"install": NPM_INSTALL, "build": None, "typecheck": None,
-                             "start": None, "test": None}  # fmt: skip
+                             "start": None, "test": None, "schema": None,
+                             "seed": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -504,7 +514,8 @@ def test_package_manager_from_lockfile(tmp_path: Path, lockfile: str | None, man
     if lockfile:
         files[lockfile] = ""
     plan = detect_template(write(tmp_path, files))
-    install = NPM_INSTALL if manager == "npm" else f"{manager} install"
+    locked = f"{manager} install --frozen-lockfile"  # a stale lockfile is the app's failure
+    install = NPM_INSTALL if manager == "npm" else locked
     assert plan.commands["install"] == install
     assert plan.commands["build"] == f"{manager} run build"
     assert plan.commands["start"] == f"{manager} run start"
@@ -513,16 +524,16 @@ def test_package_manager_from_lockfile(tmp_path: Path, lockfile: str | None, man
 
 def test_trpc_package_manager_per_folder_and_from_root_workspace(tmp_path: Path) -> None:
     plan = detect_template(trpc_app(tmp_path, **{"server/pnpm-lock.yaml": ""}))
-    assert (
-        plan.commands["install"]
-        == f"( cd server && pnpm install ) && ( cd client && {NPM_INSTALL} )"
+    assert plan.commands["install"] == (
+        f"( cd server && pnpm install --frozen-lockfile ) && ( cd client && {NPM_INSTALL} )"
     )
     assert plan.commands["start"] == "cd server && pnpm run start"
     (tmp_path / "server" / "pnpm-lock.yaml").unlink()
     (tmp_path / "bun.lock").write_text("")  # a workspace: one lockfile at the root
     plan = detect_template(tmp_path)
-    assert (
-        plan.commands["install"] == "( cd server && bun install ) && ( cd client && bun install )"
+    assert plan.commands["install"] == (
+        "( cd server && bun install --frozen-lockfile )"
+        " && ( cd client && bun install --frozen-lockfile )"
     )
     assert plan.commands["start"] == "cd server && bun run start"
 
@@ -537,7 +548,9 @@ def test_unknown_layout(tmp_path: Path) -> None:
     plan = detect_template(tmp_path)
     assert plan.template_type == "unknown"
     assert plan.commands == dict.fromkeys(COMMAND_STAGES)
-    assert set(plan.commands) == {"install", "build", "typecheck", "start", "test"}
+    assert set(plan.commands) == {
+        "install", "build", "typecheck", "start", "test", "schema", "seed"
+    }
     assert plan.data == []
 
 

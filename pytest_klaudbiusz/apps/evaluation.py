@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_klaudbiusz.apps.diagnosis import listening_elsewhere, registry_unreachable
 from pytest_klaudbiusz.apps.logs import BoundedLog
-from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
+from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError
 from pytest_klaudbiusz.apps.probes import check_endpoint, wait_healthy
 from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, missing_program, port_is_free
 from pytest_klaudbiusz.apps.sandbox import CopyError, app_environment, make_working_copy
@@ -28,6 +29,7 @@ from pytest_klaudbiusz.apps.scoring import (
     load_generation_metrics,
     parse_coverage,
 )
+from pytest_klaudbiusz.apps.templates import plan_app
 from pytest_klaudbiusz.results.model import (
     DEFAULT_TIMEOUTS,
     STAGES,
@@ -77,6 +79,11 @@ class _Run:
             manifest_env=plan.env, passthrough=options.env_passthrough,
         )  # fmt: skip
         self.details: dict[str, Any] = {"port": self.port}
+        if plan.unprobed:
+            self.details["data_not_probed"] = {
+                "queries": list(plan.unprobed),
+                "reason": "they need an input",
+            }
         self.secrets = secret_values(self.env)
         self.coverage: float | None = None  # from the test command's output
 
@@ -93,6 +100,12 @@ class _Run:
             self.coverage = parse_coverage(log.text())
         if result.exit_code == 127 and (program := missing_program(command, self.env)):
             raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
+        if (
+            name == "install"
+            and result.exit_code != 0
+            and (cause := registry_unreachable(log.text()))
+        ):
+            raise InfraError(f"install could not reach the package registry ({cause})")
         if result.timed_out:
             outcome, reason = Outcome.FAILED, f"timed out after {self.options.timeout(name):g}s"
         elif result.exit_code == 0:
@@ -111,6 +124,13 @@ class _Run:
             return [runtime, *self._data_skipped("runtime failed")]
         log = BoundedLog()
         start = time.monotonic()
+        prepared = self._prepare_database(log)
+        if prepared is not None:  # its schema or seed script failed: the server would too
+            runtime = StageOutcome(
+                "runtime", Outcome.FAILED, round(time.monotonic() - start, 3), prepared, command
+            )
+            runtime.log_tail = log.excerpt(self.secrets)
+            return [runtime, *self._data_skipped("runtime failed")]
         popen = self.processes.spawn(command, self.workdir, self.env, log)
         health = wait_healthy(
             self.port, self.plan.health, self.plan.ready_timeout, alive=lambda: popen.poll() is None
@@ -129,6 +149,12 @@ class _Run:
                 reason = "start command exited"
             else:
                 reason = f"not healthy within {self.plan.ready_timeout:g}s"
+                if (other := listening_elsewhere(log.text(), self.port)) is not None:
+                    reason += f"; its log says it listens on port {other}, not {self.port}"
+                    self.details["port_hint"] = (
+                        f"the app listens on port {other}: give its port variable to "
+                        "[runtime] port_env in klaud.toml"
+                    )
             runtime = StageOutcome(
                 "runtime",
                 Outcome.FAILED,
@@ -141,6 +167,24 @@ class _Run:
         self.processes.kill_all()
         stages[0].log_tail = log.excerpt(self.secrets)
         return stages
+
+    def _prepare_database(self, log: BoundedLog) -> str | None:
+        """Run the app's schema and seed scripts before its server, as its deployment
+        does; the reason the runtime fails when one of them fails."""
+        for name in ("schema", "seed"):
+            command = self.plan.commands.get(name)
+            if not command:
+                continue
+            log.write(f"$ {command}\n".encode())
+            result = self.processes.run(
+                command, self.workdir, self.env, log, self.options.timeout(name)
+            )
+            if result.timed_out:
+                return f"{name} script timed out after {timeout:g}s"
+            if result.exit_code != 0:
+                return f"{name} script exited non-zero"
+            self.details[f"{name}_command"] = command
+        return None
 
     def _data_skipped(self, reason: str) -> list[StageOutcome]:
         if not self.plan.data:
@@ -171,16 +215,19 @@ class _Run:
                     else "endpoint answered non-JSON"
                 )
             )
-            return [
-                StageOutcome("data", Outcome.FAILED, elapsed, reason),
-                _skipped("data_returned", "data failed"),
-            ]
+            data = StageOutcome("data", Outcome.FAILED, elapsed, reason)
+            data.log_tail = "\n".join(c.summary() for c in failing)
+            return [data, _skipped("data_returned", "data failed")]
         empty = [c for c in checks if c.rows < 1]
-        returned = (
-            StageOutcome("data_returned", Outcome.FAILED, reason="no rows")
-            if empty
-            else StageOutcome("data_returned", Outcome.PASSED)
-        )
+        if not empty:
+            returned = StageOutcome("data_returned", Outcome.PASSED)
+        elif self.plan.postgres and not self.plan.commands.get("seed"):
+            returned = StageOutcome(
+                "data_returned", Outcome.NOT_APPLICABLE, reason="empty database, no seed script"
+            )
+        else:
+            returned = StageOutcome("data_returned", Outcome.FAILED, reason="no rows")
+            returned.log_tail = "\n".join(c.summary() for c in empty)
         return [StageOutcome("data", Outcome.PASSED, elapsed), returned]
 
 
@@ -239,10 +286,7 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
     typecheck = run.command_stage(
         "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
     )
-    if build.passed:
-        served = run.serve()
-    else:
-        served = [_skipped("runtime", "build failed"), *run._data_skipped("build failed")]
+    served = run.serve()  # also after a failed build: an interpreted server may still start
     test = run.command_stage("test", absent=Outcome.FAILED, absent_reason="no test command")
     return [install, build, typecheck, *served, test]
 
