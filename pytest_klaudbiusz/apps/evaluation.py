@@ -176,9 +176,8 @@ class _Run:
             if not command:
                 continue
             log.write(f"$ {command}\n".encode())
-            result = self.processes.run(
-                command, self.workdir, self.env, log, self.options.timeout(name)
-            )
+            timeout = self.options.timeout(name)
+            result = self.processes.run(command, self.workdir, self.env, log, timeout)
             if result.timed_out:
                 return f"{name} script timed out after {timeout:g}s"
             if result.exit_code != 0:
