@@ -86,7 +86,7 @@ def test_an_app_that_does_everything_right_passes_every_stage(tmp_path: Path) ->
     json.dumps(result.to_dict())
 
 
-def test_an_absent_build_fails_and_the_app_is_never_started(tmp_path: Path) -> None:
+def test_an_absent_build_fails_and_the_app_is_still_started(tmp_path: Path) -> None:
     outside = Outside(tmp_path)
     start = 'echo started >> "$HOSTILE_DIR/started"; exec python3 server.py'
     app = served_app(tmp_path, build="", start=start, extra='[env]\nHOSTILE_DIR = "${HOSTILE_DIR}"')
@@ -95,11 +95,10 @@ def test_an_absent_build_fails_and_the_app_is_never_started(tmp_path: Path) -> N
     assert result.metrics["build_success"] is False
     stages = outcomes(result)
     assert stages["build"] == (FAILED, "no build command")
-    assert stages["runtime"] == (SKIPPED, "build failed")
-    assert stages["data"] == (SKIPPED, "build failed")
-    assert stages["data_returned"] == (SKIPPED, "data failed")
-    assert result.metrics["runtime_success"] is not True
-    assert not (outside.dir / "started").exists()
+    # an interpreted server may start without a build: the runtime says what it saw
+    assert stages["runtime"] == (PASSED, "")
+    assert result.metrics["runtime_success"] is True
+    assert (outside.dir / "started").read_text() == "started\n"
     assert stages["test"] == (PASSED, "")  # tests do not need a build
     assert "build: no build command" in result.issues
 
@@ -267,7 +266,7 @@ def test_hanging_build_and_test_cost_their_timeouts_and_leave_nothing(tmp_path: 
             None,
         )
         assert 2.0 <= stage.duration_sec < 2.0 + MARGIN
-    assert outcomes(result)["runtime"] == (SKIPPED, "build failed")
+    assert outcomes(result)["runtime"] == (FAILED, "start command exited")
     assert elapsed < 4.0 + MARGIN
     assert len(outside.pids()) == 4  # build's shell and sleep, test's shell and sleep
     assert outside.survivors() == []

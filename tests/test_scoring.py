@@ -576,7 +576,9 @@ ROWS = [{"region": "EU", "sales": 10}, {"region": "US", "sales": 20}]
         ({"data": {"rows": ROWS}}, 2),
         ({"result": {"data": {"json": {"data": ROWS}}}}, 2),
         ({"total": 5, "currency": "EUR"}, 1),  # an aggregate
-        ({"result": {"data": {"total": 0}}}, 1),  # zero is data
+        ({"result": {"data": {"total": 0}}}, 0),  # an all-zero stats object is no row
+        ({"total_orders": 0, "revenue": 0.0, "pending": False}, 0),
+        ({"total": 0, "currency": "EUR"}, 1),
         ({"kpis": {"revenue": 10}, "trend": ROWS}, 2),  # sections: the largest
         ({"kpis": {"revenue": 10}, "trend": []}, 1),
         ({"total": 5, "series": []}, 1),
