@@ -549,7 +549,13 @@ def test_unknown_layout(tmp_path: Path) -> None:
     assert plan.template_type == "unknown"
     assert plan.commands == dict.fromkeys(COMMAND_STAGES)
     assert set(plan.commands) == {
-        "install", "build", "typecheck", "start", "test", "schema", "seed"
+        "install",
+        "build",
+        "typecheck",
+        "start",
+        "test",
+        "schema",
+        "seed",
     }
     assert plan.data == []
 
@@ -571,3 +577,81 @@ def test_malformed_package_json_in_trpc_server(tmp_path: Path) -> None:
     plan = detect_template(app)
     assert plan.template_type == "trpc"
     assert plan.commands["start"] is None and plan.commands["build"] is None
+
+
+# --- template detection: the generated bun + drizzle/PostgreSQL layout ---------------------
+
+TASKS_APP = Path(__file__).resolve().parents[1] / "evals" / "apps" / "tasks-bun-trpc"
+
+
+def test_generated_bun_layout_is_run_as_its_deployment_runs_it() -> None:
+    plan = plan_app(TASKS_APP)  # no klaud.toml: everything from the files
+    assert plan.template_type == "trpc"
+    assert plan.commands == {
+        "install": "bun install --frozen-lockfile",  # one workspace install at the root
+        "build": "( cd client && bun run build ) && ( cd server && bun run build )",
+        # tsc --noEmit on a solution-style tsconfig checks nothing: the client needs tsc -b
+        "typecheck": "( cd server && npx --no-install tsc --noEmit )"
+        " && ( cd client && npx --no-install tsc -b )",
+        "start": "cd server && bun run src/index.ts",  # supervisord.conf's program
+        "test": "cd server && bun test ./src",  # never the compiled copies under dist/
+        "schema": "bun run db:push-ci",
+        "seed": "bun run db:seed",
+    }
+    assert plan.port_env == ("SERVER_PORT",)
+    assert plan.data == [  # createHTTPServer without basePath: procedures at /{name}
+        DataEndpoint("GET", "/listProjects"),
+        DataEndpoint("GET", "/listTasks"),
+        DataEndpoint("GET", "/taskStats"),
+    ]
+    assert plan.unprobed == ("tasksOfProject",)  # it needs an input
+
+
+def test_start_without_supervisord_from_main_or_entry(tmp_path: Path) -> None:
+    files: dict[str, Any] = {
+        "package.json": {"workspaces": ["client", "server"]},
+        "bun.lock": "",
+        "client/package.json": package(build="vite build"),
+        "server/package.json": package(build="tsc"),
+        "server/src/index.ts": "createHTTPServer({ router }).listen(process.env.APP_PORT);",
+    }
+    plan = detect_template(write(tmp_path, files))
+    assert plan.commands["start"] == "cd server && bun run src/index.ts"
+    assert plan.port_env == ("APP_PORT",)
+    write(tmp_path, {"server/package.json": {**package(build="tsc"), "main": "src/main.ts"},
+                     "server/src/main.ts": ""})  # fmt: skip
+    assert detect_template(tmp_path).commands["start"] == "cd server && bun run src/main.ts"
+
+
+@pytest.mark.parametrize(
+    ("source", "prefix"),
+    [
+        ("createHTTPServer({ router: appRouter }).listen(port)", ""),
+        ("createHTTPServer({ router, basePath: '/trpc/' })", "/trpc"),
+        ("app.use('/api/v1/trpc', createExpressMiddleware({ router }))", "/api/v1/trpc"),
+        ("fetchRequestHandler({ endpoint: '/api/trpc', req, router })", "/api/trpc"),
+        ("handle(req) /* a hand-written adapter */", "/api/trpc"),
+    ],
+)
+def test_trpc_procedures_at_the_base_path_the_server_uses(
+    tmp_path: Path, source: str, prefix: str
+) -> None:
+    router = "export const r = router({ getThings: publicProcedure.query(() => []) });\n"
+    app = trpc_app(tmp_path, **{"server/src/index.ts": router + source})
+    assert detect_template(app).data == [DataEndpoint("GET", f"{prefix}/getThings")]
+
+
+def test_test_runner_over_source_test_files_only(tmp_path: Path) -> None:
+    app = trpc_app(tmp_path, **{
+        "server/package.json": package(build="tsc"),
+        "server/src/tests/a.test.ts": "import { test } from 'bun:test';",
+        "server/dist/tests/a.test.js": "compiled copy",
+        "server/node_modules/x/y.test.js": "a dependency's",
+    })  # fmt: skip
+    assert detect_template(app).commands["test"] == "cd server && bun test ./src"
+    (tmp_path / "server" / "src" / "tests" / "a.test.ts").write_text("import 'vitest';")
+    write(tmp_path, {"server/package.json": {**package(build="tsc"),
+                                             "devDependencies": {"vitest": "3"}}})  # fmt: skip
+    assert detect_template(app).commands["test"] == (
+        "cd server && npx --no-install vitest run ./src"
+    )
