@@ -22,7 +22,8 @@ import pytest_klaudbiusz
 from pytest_klaudbiusz.apps.evaluation import InfraError
 from pytest_klaudbiusz.apps.logs import EXCERPT_CHARS
 from pytest_klaudbiusz.apps.processes import port_is_free
-from pytest_klaudbiusz.results.model import CHECKS, STAGES, AppStatus
+from pytest_klaudbiusz.klaud_app import verdict
+from pytest_klaudbiusz.results.model import CHECKS, STAGES, AppStatus, Outcome
 
 PASSED, FAILED, SKIPPED, NA = "passed", "failed", "skipped", "not_applicable"
 
@@ -294,9 +295,11 @@ def test_a_malformed_manifest_is_an_app_failure_that_names_the_problem(
     assert "klaud.toml" in result.details["manifest_error"]
     stages = outcomes(result)
     assert stages.pop("install") == (FAILED, "malformed klaud.toml")
-    assert set(stages.values()) == {(SKIPPED, "malformed klaud.toml")}
+    assert set(stages.values()) == {(NA, "malformed klaud.toml")}
     assert "install: malformed klaud.toml" in result.issues
-    assert result.metrics["build_success"] is False
+    assert {c: result.metrics[c] for c in CHECKS} == dict.fromkeys(CHECKS)  # nothing judged
+    message = verdict(result)  # the test fails, showing the exact problem
+    assert message is not None and problem in message
     json.dumps(result.to_dict())
 
 
@@ -412,3 +415,50 @@ def test_a_flood_does_not_grow_the_harness_memory(tmp_path: Path) -> None:
 
     # Three commands print 30 MB each; what is kept of each is a few MB at most.
     assert flood - quiet < 16 * 1024, (quiet, flood)
+
+
+# --- failure messages a user can act on ---------------------------------------------------
+
+
+def test_a_server_on_another_port_is_named_with_the_fix(tmp_path: Path) -> None:
+    app = copy_app("well-behaved", tmp_path)
+    (app / "klaud.toml").write_text(
+        "[commands]\nstart = "
+        '"echo listening on port $((PORT + 1)); PORT=$((PORT + 1)) exec python3 server.py"\n'
+        '[runtime]\nhealth = "/health"\nready_timeout = 1\n'
+    )
+    result = evaluate(app, Outside(tmp_path))
+
+    runtime = result.stage("runtime")
+    port = result.details["port"]
+    assert runtime is not None and runtime.outcome is Outcome.FAILED
+    assert runtime.reason == (
+        f"not healthy within 1s; its log says it listens on port {port + 1}, not {port}"
+    )
+    # the issue has no numbers, so equal problems count together
+    assert "runtime: not healthy; its log says it listens on port N, not N" in result.issues
+    message = verdict(result)
+    assert message is not None and "port_env" in message
+
+
+def test_a_failing_data_endpoint_is_named_by_method_path_and_status(tmp_path: Path) -> None:
+    app = served_app(tmp_path, data=(("GET", "/api/rows"), ("GET", "/api/broken")))
+    result = evaluate(app, Outside(tmp_path))
+
+    data = result.stage("data")
+    assert data is not None and data.outcome is Outcome.FAILED
+    assert data.reason == "endpoint answered non-2xx"
+    assert data.log_tail == "GET /api/broken: answered 500, 0 rows"
+
+
+def test_an_unreachable_package_registry_is_an_infrastructure_error(tmp_path: Path) -> None:
+    app = tmp_path / "needs-a-package"
+    app.mkdir()
+    (app / "package.json").write_text('{"name": "x", "dependencies": {"is-number": "7.0.0"}}')
+    (app / "klaud.toml").write_text(  # a registry on a closed port, no retries
+        '[env]\nnpm_config_registry = "http://127.0.0.1:9/"\nnpm_config_fetch_retries = "0"\n'
+        'npm_config_cache = "${HOSTILE_DIR}/npm-cache"\n'
+    )
+    outside = Outside(tmp_path)
+    with pytest.raises(InfraError, match=r"could not reach the package registry \(ECONNREFUSED\)"):
+        evaluate(app, outside)

@@ -484,11 +484,18 @@ def test_malformed_manifest_reports_that_app_and_evaluates_the_rest(
         assert outcomes(app) == {
             "install": "failed",
             **dict.fromkeys(
-                ("build", "typecheck", "runtime", "data", "data_returned", "test"), "skipped"
+                ("build", "typecheck", "runtime", "data", "data_returned", "test"),
+                "not_applicable",  # nothing could be judged: the checks stay null
             ),
         }
+        assert set(checks(app).values()) == {None}
     assert checks(apps["good"])["data_returned"] is True
-    result.stdout.fnmatch_lines(["bad-toml: failed *", "  install: failed (malformed klaud.toml)"])
+    result.stdout.fnmatch_lines([  # the exact problem, in the terminal
+        "bad-toml: failed to be evaluated",
+        "  install: failed (malformed klaud.toml)",
+        "--- install log ---",
+        "klaud.toml: not valid TOML*",
+    ])  # fmt: skip
     assert "Traceback" not in result.stdout.str()
 
 

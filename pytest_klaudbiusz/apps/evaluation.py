@@ -236,9 +236,14 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
     result.generation_metrics = generation
     try:
         plan = plan_app(app_dir)
-    except ManifestError as exc:
-        result.stages = [StageOutcome("install", Outcome.FAILED, reason="malformed klaud.toml")]
-        result.stages += [_skipped(s, "malformed klaud.toml") for s in STAGES[1:]]
+    except ManifestError as exc:  # nothing can be judged: the checks stay null
+        install = StageOutcome("install", Outcome.FAILED, reason="malformed klaud.toml")
+        install.log_tail = str(exc)  # the exact problem, shown with the verdict
+        result.stages = [install]
+        result.stages += [
+            StageOutcome(s, Outcome.NOT_APPLICABLE, reason="malformed klaud.toml")
+            for s in STAGES[1:]
+        ]
         result.details["manifest_error"] = str(exc)
         return _scored(result, app_dir, None, {})
     result.template_type = plan.template_type
@@ -309,13 +314,14 @@ _CHECK_STAGES = {
 }
 
 
-_SECONDS = re.compile(r" (?:after|within) \d+(?:\.\d+)?s$")
+_SECONDS = re.compile(r" (?:after|within) \d+(?:\.\d+)?s\b")
+_NUMBER = re.compile(r"\d+")
 
 
 def _stable(reason: str) -> str:
     """An issue string without numbers (they stay in the stage's reason), so equal problems
     count together: "timed out after 30s" and "... after 600s" are both "timed out"."""
-    return _SECONDS.sub("", reason)
+    return _NUMBER.sub("N", _SECONDS.sub("", reason))
 
 
 def _scored(
