@@ -605,6 +605,17 @@ def test_generated_bun_layout_is_run_as_its_deployment_runs_it() -> None:
         DataEndpoint("GET", "/taskStats"),
     ]
     assert plan.unprobed == ("tasksOfProject",)  # it needs an input
+    assert plan.typecheck_in_build  # both builds start with that tsc: a pass needs no rerun
+
+
+def test_typecheck_in_build_only_when_every_build_runs_that_tsc(tmp_path: Path) -> None:
+    tsconfig = {"server/tsconfig.json": "{}", "client/tsconfig.json": "{}"}
+    app = trpc_app(tmp_path, **tsconfig, **{"client/package.json": package(build="vite build")})
+    assert not detect_template(app).typecheck_in_build  # vite does not check types
+    write(app, {"client/package.json": package(build="tsc -b && vite build")})
+    assert detect_template(app).typecheck_in_build
+    write(app, {"server/package.json": package(build="tsc", typecheck="tsc --noEmit --strict")})
+    assert not detect_template(app).typecheck_in_build  # its own typecheck script differs
 
 
 def test_start_without_supervisord_from_main_or_entry(tmp_path: Path) -> None:

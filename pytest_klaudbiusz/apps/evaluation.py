@@ -287,9 +287,13 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
             _skipped("test", reason),
         ]
     build = run.command_stage("build", absent=Outcome.FAILED, absent_reason="no build command")
-    typecheck = run.command_stage(
-        "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
-    )
+    if build.passed and run.plan.typecheck_in_build:  # no second full tsc run
+        command = run.plan.commands.get("typecheck")
+        typecheck = StageOutcome("typecheck", Outcome.PASSED, 0.0, "checked by the build", command)
+    else:
+        typecheck = run.command_stage(
+            "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
+        )
     served = run.serve()  # also after a failed build: an interpreted server may still start
     test = run.command_stage("test", absent=Outcome.FAILED, absent_reason="no test command")
     return [install, build, typecheck, *served, test]

@@ -41,6 +41,7 @@ class AppPlan:
     data: list[DataEndpoint] = field(default_factory=list)
     unprobed: tuple[str, ...] = ()  # queries that need an input: not called blind
     postgres: bool = False  # it gets empty databases of its own
+    typecheck_in_build: bool = False  # a passing build already ran the same tsc
 
 
 def discover_apps(apps_dir: Path) -> list[Path]:

@@ -134,6 +134,12 @@ class _NodePackage:
     def first_script(self, names: tuple[str, ...]) -> str | None:
         return _first(*(self.run(n) for n in names))
 
+    @property
+    def builds_with_tsc(self) -> bool:
+        """Its build starts with the type check its ``typecheck()`` would run again."""
+        build = self.scripts.get("build", "")
+        return "typecheck" not in self.scripts and re.match(r"tsc(\s|$)", build) is not None
+
     def typecheck(self) -> str | None:
         """The typecheck script, else ``tsc`` that really checks: ``tsc -b`` for a
         solution-style tsconfig (``files: []`` plus references), on which ``tsc --noEmit``
@@ -219,12 +225,16 @@ def _trpc_plan(
         "schema": _first(*(p.first_script(_SCHEMA_SCRIPTS) for p in in_order)),
         "seed": _first(*(p.first_script(_SEED_SCRIPTS) for p in in_order)),
     }
+    typed = [p for p in parts if p.typecheck()]
     return AppPlan(
         "trpc",
         commands,
         port_env=_port_variables(server.path),
         data=endpoints,
         unprobed=unprobed,
+        typecheck_in_build=bool(typed)
+        and not (root and {"build", "typecheck"} & set(root.scripts))
+        and all(p.builds_with_tsc for p in typed),
     )
 
 
