@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_klaudbiusz import __version__
+from pytest_klaudbiusz import __version__, sandboxing
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.ci.alerts import masked_command
 from pytest_klaudbiusz.inbox import EvaluationSession, git_revision
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
@@ -155,11 +156,12 @@ class EvaluationController:
             "git_branch": branch,
             "model_version": model_version,
             "apps_dir": str(apps_dir) if apps_dir else None,
-            "command": " ".join(["pytest", *self.config.invocation_params.args]),
+            "command": " ".join(["pytest", *masked_command(self.config.invocation_params.args)]),
             "tracking_uri": self.tracking_uri,
             "experiment": self.experiment,
             "mlflow_run_id": None,
             **sharding.run_fields(self.config, apps_dir),  # the corpus, to merge shards
+            **sandboxing.run_fields(self.config),  # the sandbox and limits the apps ran under
         }
 
     @pytest.hookimpl(trylast=True)

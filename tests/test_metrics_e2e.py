@@ -343,6 +343,8 @@ def test_tracked_run_holds_params_tags_metrics_dataset_and_apps_table(
         "python_version": report_run["python_version"],
         "mlflow_version": report_run["mlflow_version"],
         "command": report_run["command"],
+        "sandbox": "bwrap",
+        "limits": report_run["limits"],
         "dataset_digest": report_run["dataset"]["digest"],
         "klaud_evaluation_id": report_run["evaluation_id"],
     }  # no git tags: the corpus copy is in no repository

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_klaudbiusz.results.model import CHECKS, QUALITY_CHECKS, RATES
+from pytest_klaudbiusz.results.text import markdown_cell
 
 HIGHER = "higher"
 LOWER = "lower"
@@ -682,10 +683,6 @@ def _baseline_text(base: Mapping[str, Any]) -> str:
     return f"{what} {base['run_id']} ({base['run_name']})"
 
 
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def markdown_lines(gate: Mapping[str, Any], level: str = "##") -> list[str]:
     """The gate as a Markdown section (for EVALUATION_REPORT.md and CI summaries)."""
     if gate["verdict"] == ERROR:
@@ -700,7 +697,7 @@ def markdown_lines(gate: Mapping[str, Any], level: str = "##") -> list[str]:
         lines += ["Informational: the gate does not decide the exit status.", ""]
     base = gate.get("baseline")
     if base:
-        lines += [f"Baseline: {_cell(_baseline_text(base))}.", ""]
+        lines += [f"Baseline: {markdown_cell(_baseline_text(base))}.", ""]
     lines += ["| Rule | Result | Measured | Limit | Apps |", "|---|---|---|---|---|"]
     for rule in gate["rules"]:
         measured, limit = _rule_values(rule)
@@ -708,10 +705,10 @@ def markdown_lines(gate: Mapping[str, Any], level: str = "##") -> list[str]:
             measured += f" ({rule['note']})"
         apps = _apps_text(rule["apps"]) if rule["passed"] is False else ""
         cells = (rule["rule"], _status(rule), measured, limit, apps or "-")
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
     moves = gate.get("moved_apps")
     if moves:
-        lines += ["", _cell(moves_line(moves)) + "."]
+        lines += ["", markdown_cell(moves_line(moves)) + "."]
     return lines
 
 

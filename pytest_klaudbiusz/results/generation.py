@@ -18,6 +18,7 @@ from typing import Any
 
 from pytest_klaudbiusz.apps.scoring import parse_generation_metrics
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
+from pytest_klaudbiusz.results.text import markdown_cell
 
 
 class GenerationResultsError(ValueError):
@@ -110,12 +111,8 @@ def _usd(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
 
 
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _row(values: Sequence[object]) -> str:
-    return "| " + " | ".join(_cell(v) for v in values) + " |"
+    return "| " + " | ".join(markdown_cell(v) for v in values) + " |"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:

@@ -25,6 +25,7 @@ from pytest_klaudbiusz.results.model import (
     AppStatus,
     Outcome,
 )
+from pytest_klaudbiusz.results.text import csv_cell, markdown_cell
 
 #: Per-app metrics in report order; the CSV puts any other metric keys after these.
 METRIC_KEYS = (
@@ -55,10 +56,6 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None, fmt: str = ".1f", unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
-
-
-def markdown_cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
@@ -232,6 +229,8 @@ def _run(report: dict[str, Any]) -> list[str]:
             "finished_at",
             "apps_dir",
             "command",
+            "sandbox",
+            "limits",
         )
     ]
     if dataset := run.get("dataset"):
@@ -284,12 +283,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
 
 
-def _csv_value(value: object) -> object:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else value
-
-
 def render_csv(report: dict[str, Any]) -> str:
     """``evaluation_report.csv``: one row per app, metrics flattened into columns."""
     apps = report["apps"]
@@ -315,7 +308,7 @@ def render_csv(report: dict[str, Any]) -> str:
             app.get("reused_from"),
             *((app.get("custom_metrics") or {}).get(k) for k in custom),
         ]
-        writer.writerow([_csv_value(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
 
 

@@ -179,6 +179,8 @@ REPRODUCIBILITY_TAGS = (
     "python_version",
     "mlflow_version",
     "command",
+    "sandbox",  # where the apps ran (bwrap or none) and under which limits
+    "limits",
 )
 
 
