@@ -186,6 +186,8 @@ class _Run:
             log.write(f"$ {command}\n".encode())
             timeout = self.options.timeout(name)
             result = self.processes.run(command, self.workdir, self.env, log, timeout)
+            if result.limit:
+                return f"{name} script {result.limit}"
             if result.timed_out:
                 return f"{name} script timed out after {timeout:g}s"
             if result.exit_code != 0:
