@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_klaudbiusz import __version__
+from pytest_klaudbiusz import __version__, database_server
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import quality
 from pytest_klaudbiusz.inbox import EvaluationSession, git_revision
@@ -159,6 +159,7 @@ class EvaluationController:
             "tracking_uri": self.tracking_uri,
             "experiment": self.experiment,
             "mlflow_run_id": None,
+            "postgres": database_server.run_field(self.config),  # which one the apps used
             **sharding.run_fields(self.config, apps_dir),  # the corpus, to merge shards
         }
 

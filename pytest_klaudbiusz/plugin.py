@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_klaudbiusz import database_server
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import quality
 from pytest_klaudbiusz.controller import EvaluationController, ini_path
@@ -194,6 +195,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
+    database_server.add_options(parser)  # --klaud-postgres: where apps get their databases
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -339,6 +341,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _stop_on_sigterm(config)
     config.stash[REUSE_KEY] = _result_reuse(config, settings)
     ordering.register(config, settings)  # reorders the collected apps, deals them to workers
+    database_server.register(config, settings)  # the PostgreSQL of apps that use one
     if not hasattr(config, "workerinput"):
         controller = EvaluationController(config, settings)
         controller.load_generation_results()
@@ -446,7 +449,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return [reuse.rerun_summary(app.name for app in discover_apps(apps_dir))]
 
 
-def _evaluate(app_dir: Path, settings: Settings, reuse: ResultReuse | None) -> KlaudApp:
+def _evaluate(
+    app_dir: Path,
+    settings: Settings,
+    reuse: ResultReuse | None,
+    postgres: database_server.SessionPostgres,
+) -> KlaudApp:
     from pytest_klaudbiusz.apps.evaluation import (
         EvalOptions,
         InfraError,
@@ -454,7 +462,9 @@ def _evaluate(app_dir: Path, settings: Settings, reuse: ResultReuse | None) -> K
         infra_result,
     )
 
-    options = EvalOptions(os.environ, settings.timeouts, settings.env_passthrough)
+    options = EvalOptions(
+        os.environ, settings.timeouts, settings.env_passthrough, postgres.server, postgres.problem
+    )
 
     def run(app_dir: Path) -> AppResult:
         try:
@@ -474,7 +484,12 @@ def klaud_app(request: pytest.FixtureRequest) -> KlaudApp:
     evaluated = request.config.stash[EVALUATED_KEY]
     if app_dir not in evaluated:
         config = request.config
-        evaluated[app_dir] = _evaluate(app_dir, config.stash[SETTINGS_KEY], config.stash[REUSE_KEY])
+        evaluated[app_dir] = _evaluate(
+            app_dir,
+            config.stash[SETTINGS_KEY],
+            config.stash[REUSE_KEY],
+            database_server.session_postgres(config),
+        )
     app = evaluated[app_dir]
     request.node.stash[APP_KEY] = app
     if app.result.status is AppStatus.INFRA_ERROR:

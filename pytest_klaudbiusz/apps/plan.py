@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_klaudbiusz.apps.database import database_variables, uses_postgres
+
 SKIPPED_FOLDERS = frozenset({"logs", "node_modules", "__pycache__"})
 COMMAND_STAGES = ("install", "build", "typecheck", "start", "test")
 DEFAULT_HEALTH = ("/healthcheck", "/health", "/")
@@ -42,6 +44,8 @@ class AppPlan:
     port_env: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     data: list[DataEndpoint] = field(default_factory=list)
+    postgres: bool = False  # the app gets its own empty PostgreSQL databases
+    database_env: tuple[str, ...] = ()  # the variables that receive the database URL
 
 
 def discover_apps(apps_dir: Path) -> list[Path]:
@@ -58,9 +62,13 @@ def discover_apps(apps_dir: Path) -> list[Path]:
 
 def plan_app(app_dir: Path) -> AppPlan:
     plan = detect_template(app_dir)
+    plan.postgres = uses_postgres(app_dir)
     manifest_path = app_dir / MANIFEST
     if manifest_path.is_file():
         apply_manifest(plan, _read_manifest(manifest_path))
+    if plan.postgres:  # the manifest's names come after the detected ones; its [env] wins
+        names = (*database_variables(app_dir), *plan.database_env)
+        plan.database_env = tuple(n for n in dict.fromkeys(names) if n not in plan.env)
     return plan
 
 
@@ -90,7 +98,7 @@ def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> 
 
 
 def apply_manifest(plan: AppPlan, data: dict[str, Any]) -> None:
-    _check_keys(data, ("commands", "runtime", "env", "data"), "")
+    _check_keys(data, ("commands", "runtime", "env", "data", "database"), "")
     commands = _table(data, "commands")
     _check_keys(commands, COMMAND_STAGES, "in [commands]: ")
     for stage, command in commands.items():
@@ -127,6 +135,22 @@ def apply_manifest(plan: AppPlan, data: dict[str, Any]) -> None:
     plan.env = dict(env)
     if "data" in data:
         plan.data = _data_endpoints(data["data"])
+    _apply_database(plan, _table(data, "database"))
+
+
+def _apply_database(plan: AppPlan, database: dict[str, Any]) -> None:
+    """``[database]``: ``postgres`` overrides detection; ``env`` adds URL variables."""
+    _check_keys(database, ("postgres", "env"), "in [database]: ")
+    if "postgres" in database:
+        if not isinstance(database["postgres"], bool):
+            raise ManifestError(f"{MANIFEST}: database.postgres must be true or false")
+        plan.postgres = database["postgres"]
+    names = database.get("env", [])
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and _ENV_NAME.fullmatch(n) for n in names
+    ):
+        raise ManifestError(f"{MANIFEST}: database.env must be a list of variable names")
+    plan.database_env = tuple(names)
 
 
 def _data_endpoints(entries: Any) -> list[DataEndpoint]:
