@@ -116,14 +116,14 @@ def connect_server(url: str, origin: str) -> PostgresServer:
 # --- the session cluster ---------------------------------------------------------
 
 
-def find_pg_ctl(
-    path: str | None = None, install_globs: tuple[str, ...] = PG_INSTALL_GLOBS
-) -> Path | None:
-    """``pg_ctl`` on PATH, else in the newest PostgreSQL of a packaged install folder."""
+def find_pg_ctl(path: str | None = None, install_globs: tuple[str, ...] = ()) -> Path | None:
+    """``pg_ctl`` on PATH, else in the newest PostgreSQL of a packaged install folder
+    (``PG_INSTALL_GLOBS`` by default)."""
     found = shutil.which("pg_ctl", path=path)
     if found:
         return Path(found)
-    folders = [Path(f) for pattern in install_globs for f in glob.glob(pattern)]
+    patterns = install_globs or PG_INSTALL_GLOBS
+    folders = [Path(f) for pattern in patterns for f in glob.glob(pattern)]
     candidates = [f / "pg_ctl" for f in folders if (f / "pg_ctl").is_file()]
     return max(candidates, key=_version_key) if candidates else None
 

@@ -10,5 +10,6 @@ if not name.endswith("_test") or os.environ.get("PGDATABASE") != name:
     sys.exit(f"unexpected test database {name!r} (PGDATABASE={os.environ.get('PGDATABASE')})")
 psql("CREATE TABLE scratch (x int)")  # it is writable
 print("test database:", name)
-print("klaud databases:", psql("SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE datname LIKE 'klaud%'"))
+databases = "SELECT string_agg(datname, ' ') FROM pg_database WHERE datname LIKE 'klaud%'"
+print("klaud databases:", psql(databases))
 print("data directory:", psql("SHOW data_directory"))

@@ -12,7 +12,9 @@ if not URL == os.environ["DATABASE_URL"] == os.environ["NOTES_DB_URL"]:
 def psql(sql: str) -> str:
     done = subprocess.run(
         ["psql", URL, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode:
         sys.exit(f"psql failed: {done.stderr.strip()}")

@@ -11,7 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from db import psql, require_empty_database
 
 print("server database:", require_empty_database(), flush=True)
-psql("CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) VALUES ('hi')")
+psql(
+    "CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) VALUES ('hi')"
+)
 if os.environ.get("NOTES_CRASH"):
     sys.exit("crashing on purpose")
 
