@@ -94,12 +94,11 @@ def _on_controller(config: pytest.Config, settings: Settings) -> SessionPostgres
     if pg_ctl is None:
         return SessionPostgres()
     cluster = SessionCluster(pg_ctl)
+    config.add_cleanup(cluster.stop)  # before starting it: Ctrl-C or SIGTERM may come meanwhile
     try:
-        server = cluster.start()
+        return SessionPostgres(cluster.start())
     except PostgresError as exc:
         return SessionPostgres(problem=str(exc))
-    config.add_cleanup(cluster.stop)
-    return SessionPostgres(server)
 
 
 def _needs_postgres(app_dir: Path) -> bool:

@@ -9,15 +9,19 @@ test lets the plugin start and stop a cluster of its own, under ``-n 2``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import psutil
 import psycopg
 import pytest
+from test_interrupt import Session
 from test_plugin import NO_TRACKING, apps_by_name, checks, make_suite, read_report, run
 
 from pytest_klaudbiusz.apps import postgres
@@ -27,6 +31,7 @@ from pytest_klaudbiusz.apps.postgres import (
     AppDatabases,
     PostgresError,
     PostgresServer,
+    SessionCluster,
     check_url,
     find_pg_ctl,
     without_password,
@@ -182,6 +187,22 @@ def test_pg_ctl_is_found_on_path_else_in_the_newest_install_folder(tmp_path: Pat
     assert find_pg_ctl(str(tmp_path / "nothing"), (str(tmp_path / "none/*"),)) is None
 
 
+def test_the_cluster_folder_is_one_the_postgres_user_can_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root, PostgreSQL runs as another user: a private temporary folder (pytest's own
+    is) would keep it out, so the cluster goes to /tmp."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    cluster = SessionCluster(Path("pg_ctl"))
+    try:
+        assert cluster.folder.parent == (Path("/tmp") if os.geteuid() == 0 else private)
+    finally:
+        cluster.stop()
+    assert not cluster.folder.exists()
+
+
 def test_urls_are_checked_and_shown_without_password() -> None:
     assert without_password("postgresql://u:s3cret@h:5/db?sslmode=require") == (
         "postgresql://u@h:5/db?sslmode=require"
@@ -272,15 +293,42 @@ def test_the_session_starts_one_cluster_and_leaves_nothing(pytester: pytest.Pyte
     cluster_folder = Path(data_directory).parent
     assert cluster_folder.name.startswith("klaud-postgres-")
     assert not cluster_folder.exists()
-    leftovers = [
-        p.info["pid"]
-        for p in psutil.process_iter(["pid", "cmdline"])
-        if data_directory in " ".join(p.info["cmdline"] or ())
-    ]
-    assert leftovers == []
+    assert postgres_processes(cluster_folder) == []
     port = int(described["url"].rsplit(":", 1)[1].split("/")[0])
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0  # nobody listens there any more
+
+
+def postgres_processes(folder: Path) -> list[int]:
+    return [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if str(folder) in " ".join(p.info["cmdline"] or ())
+    ]
+
+
+def test_sigterm_mid_app_stops_the_cluster_and_deletes_it(pytester: pytest.Pytester) -> None:
+    make_suite(pytester)
+    app = notes_app(pytester.mkdir("apps"), "notes")
+    started = pytester.path / "testing"
+    manifest = (app / "klaud.toml").read_text(encoding="utf-8")
+    test = f"test = \"touch '{started}'; sleep 300\""
+    (app / "klaud.toml").write_text(manifest.replace('test = "python3 check_test_db.py"', test))
+    session = Session(pytester, NO_TRACKING)
+    session.wait_for("the test stage", started.exists)
+    port = re.search(r"session cluster at postgresql://postgres@127.0.0.1:(\d+)/", session.output)
+    assert port, session.output
+    (server,) = [  # the postmaster: postgres -D <cluster folder>/data -F -p <port> ...
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if f"-p {port.group(1)}" in " ".join(p.info["cmdline"] or ())
+    ]
+    cluster = Path(server[server.index("-D") + 1]).parent
+    assert cluster.name.startswith("klaud-postgres-")
+    os.kill(session.process.pid, signal.SIGTERM)  # only the controller, as CI runners do
+    assert session.finish() == pytest.ExitCode.INTERRUPTED, session.output
+    assert not cluster.exists()
+    assert postgres_processes(cluster) == []
 
 
 def test_no_postgresql_anywhere_is_an_infra_error_that_says_how_to_get_one(

@@ -137,7 +137,7 @@ class SessionCluster:
 
     def __init__(self, pg_ctl: Path) -> None:
         self.pg_ctl = pg_ctl
-        self.folder = Path(tempfile.mkdtemp(prefix="klaud-postgres-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="klaud-postgres-", dir=_cluster_parent()))
         self.executor: PostgreSQLExecutor | None = None
 
     def start(self) -> PostgresServer:
@@ -155,7 +155,10 @@ class SessionCluster:
                 logfile=str(logfile), startparams="-w", dbname="postgres", user="postgres",
                 postgres_options="-c listen_addresses=127.0.0.1", timeout=START_TIMEOUT_SEC,
             )  # fmt: skip
-            self.executor.start()
+            self.executor.start()  # returns once the port is open, maybe still starting up
+            launcher = self.executor.process  # pg_ctl start -w: exits when connections work
+            if launcher is not None and launcher.wait(START_TIMEOUT_SEC) != 0:
+                raise PostgresError(f"pg_ctl start exited {launcher.returncode}")
             url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
             return connect_server(url, SESSION_CLUSTER)
         except Exception as exc:  # initdb or the server failed: the log says why
@@ -185,12 +188,25 @@ class SessionCluster:
         return wrapper
 
     def stop(self) -> None:
-        """Stop the server (fast mode) and delete its folder."""
+        """Stop the server (fast mode) and delete its folder. Best effort, never raises: a
+        server that could not be stopped (interrupted mid-start) shuts itself down once its
+        folder is gone (PostgreSQL rechecks its lock file every minute)."""
         try:
             if self.executor is not None and self.executor.running():
                 self.executor.stop()
+        except Exception:
+            pass
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _cluster_parent() -> str:
+    """The temporary folder, unless as root it is closed to others (pytest's own is): the
+    unprivileged user that runs PostgreSQL must reach the cluster's folder, so ``/tmp``."""
+    folder = Path(tempfile.gettempdir())
+    if os.geteuid() != 0 or all(p.stat().st_mode & stat.S_IXOTH for p in (folder, *folder.parents)):
+        return str(folder)
+    return "/tmp"
 
 
 def _unprivileged_user() -> pwd.struct_passwd | None:
