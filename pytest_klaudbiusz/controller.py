@@ -7,6 +7,7 @@ on the controller only.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import uuid
 from contextlib import suppress
@@ -25,6 +26,9 @@ from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
 
 if TYPE_CHECKING:
     from pytest_klaudbiusz.tracking.outbox import OutboxEntry
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@]+:)[^\s/@]+@", re.I)
 
 
 def utc_now() -> str:
@@ -155,7 +159,9 @@ class EvaluationController:
             "git_branch": branch,
             "model_version": model_version,
             "apps_dir": str(apps_dir) if apps_dir else None,
-            "command": " ".join(["pytest", *self.config.invocation_params.args]),
+            "command": _URL_PASSWORD.sub(
+                r"\1[REDACTED]@", " ".join(["pytest", *self.config.invocation_params.args])
+            ),  # e.g. --klaud-postgres postgresql://user:PASSWORD@host/db
             "tracking_uri": self.tracking_uri,
             "experiment": self.experiment,
             "mlflow_run_id": None,

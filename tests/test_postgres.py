@@ -246,8 +246,12 @@ def test_each_app_gets_two_empty_databases_of_its_own_dropped_after_it(
     for name in ("notes-a", "notes-b"):
         notes_app(apps, name)
     notes_app(apps, "notes-crash", NOTES_CRASH="1")
-    result = run(pytester, NO_TRACKING, f"--klaud-postgres={postgres_server.url}")
+    # the cluster trusts 127.0.0.1: a password in the URL is accepted, and must never show
+    url = postgres_server.url.replace("postgres@", "postgres:pw-8Xq2vL9k@")
+    result = run(pytester, NO_TRACKING, f"--klaud-postgres={url}")
     result.assert_outcomes(passed=2, failed=1)
+    assert "pw-8Xq2vL9k" not in result.stdout.str() + result.stderr.str()
+    assert "pw-8Xq2vL9k" not in (pytester.path / "app-eval" / "evaluation_report.json").read_text()
     assert "klaudbiusz: PostgreSQL 15" in result.stdout.str()
     report = read_report(pytester.path / "app-eval")
     assert report["run"]["postgres"] == {**postgres_server.describe(), "origin": "user server"}
@@ -260,6 +264,8 @@ def test_each_app_gets_two_empty_databases_of_its_own_dropped_after_it(
             app["details"]["databases"]["test"],
         )
         assert log_value(app, "runtime", "server database") == server_db
+        redacted = url.replace("pw-8Xq2vL9k", "[REDACTED]").rsplit("/", 1)[0] + f"/{server_db}"
+        assert log_value(app, "runtime", "connecting to") == redacted
         assert log_value(app, "test", "test database") == test_db
     crashed = by_name["notes-crash"]
     assert checks(crashed)["runtime_success"] is False

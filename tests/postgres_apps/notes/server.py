@@ -8,8 +8,9 @@ import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from db import psql, require_empty_database
+from db import URL, psql, require_empty_database
 
+print("connecting to:", URL, flush=True)  # a password in it must not reach the report
 print("server database:", require_empty_database(), flush=True)
 psql(
     "CREATE TABLE notes (id serial PRIMARY KEY, body text); INSERT INTO notes (body) VALUES ('hi')"
