@@ -19,9 +19,11 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import shutil
 import stat
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,7 +183,8 @@ class SessionCluster:
         os.chown(self.folder, user.pw_uid, user.pw_gid)
         wrapper = self.folder / "pg_ctl"
         wrapper.write_text(
-            f'#!/bin/sh\nexec {runuser} -u {user.pw_name} -- "{self.pg_ctl}" "$@"\n',
+            f"#!/bin/sh\nexec {shlex.join([runuser, '-u', user.pw_name, '--', str(self.pg_ctl)])}"
+            ' "$@"\n',
             encoding="utf-8",
         )
         wrapper.chmod(stat.S_IRWXU)
@@ -191,13 +194,10 @@ class SessionCluster:
         """Stop the server (fast mode) and delete its folder. Best effort, never raises: a
         server that could not be stopped (interrupted mid-start) shuts itself down once its
         folder is gone (PostgreSQL rechecks its lock file every minute)."""
-        try:
+        with suppress(Exception):
             if self.executor is not None and self.executor.running():
                 self.executor.stop()
-        except Exception:
-            pass
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _cluster_parent() -> str:
