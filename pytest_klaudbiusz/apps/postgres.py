@@ -182,11 +182,9 @@ class SessionCluster:
             )
         os.chown(self.folder, user.pw_uid, user.pw_gid)
         wrapper = self.folder / "pg_ctl"
-        wrapper.write_text(
-            f"#!/bin/sh\nexec {shlex.join([runuser, '-u', user.pw_name, '--', str(self.pg_ctl)])}"
-            ' "$@"\n',
-            encoding="utf-8",
-        )
+        command = shlex.join([runuser, "-u", user.pw_name, "--", str(self.pg_ctl)])
+        # from /: the unprivileged user may not enter the current folder (pytest's tmp)
+        wrapper.write_text(f'#!/bin/sh\ncd / && exec {command} "$@"\n', encoding="utf-8")
         wrapper.chmod(stat.S_IRWXU)
         return wrapper
 
