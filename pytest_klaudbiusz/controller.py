@@ -20,6 +20,7 @@ import pytest
 from pytest_klaudbiusz import __version__, database_server
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.ci.alerts import masked_command
 from pytest_klaudbiusz.inbox import EvaluationSession, git_revision
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
@@ -159,9 +160,10 @@ class EvaluationController:
             "git_branch": branch,
             "model_version": model_version,
             "apps_dir": str(apps_dir) if apps_dir else None,
-            "command": _URL_PASSWORD.sub(
-                r"\1[REDACTED]@", " ".join(["pytest", *self.config.invocation_params.args])
-            ),  # e.g. --klaud-postgres postgresql://user:PASSWORD@host/db
+            "command": _URL_PASSWORD.sub(  # e.g. --klaud-postgres postgresql://user:PASSWORD@h/db
+                r"\1[REDACTED]@",
+                " ".join(["pytest", *masked_command(self.config.invocation_params.args)]),
+            ),
             "tracking_uri": self.tracking_uri,
             "experiment": self.experiment,
             "mlflow_run_id": None,

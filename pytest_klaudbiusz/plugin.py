@@ -18,8 +18,9 @@ import pytest
 
 from pytest_klaudbiusz import database_server
 from pytest_klaudbiusz.apps.plan import discover_apps
-from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics, quality
 from pytest_klaudbiusz.controller import EvaluationController, ini_path
+from pytest_klaudbiusz.dashboard import launch as dashboard
 from pytest_klaudbiusz.klaud_app import KlaudApp
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.scale import ordering
@@ -195,6 +196,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
+    alerts.add_options(parser)  # --klaud-alert, --klaud-alert-on
+    compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
+    ab_command.add_options(parser)  # --klaud-ab A B
+    dashboard.add_options(parser)  # --klaud-dashboard [PORT]
     database_server.add_options(parser)  # --klaud-postgres: where apps get their databases
 
 
@@ -258,6 +263,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if quality.wants_compare(config):  # --klaud-compare runs no apps
         _load_dotenv(config)
         return quality.compare_main(config)
+    if dashboard.wants_dashboard(config):  # --klaud-dashboard runs no apps
+        _load_dotenv(config)
+        return dashboard.dashboard_main(config)
+    if ab_command.wants_ab(config):  # --klaud-ab runs no apps
+        _load_dotenv(config)
+        return ab_command.ab_main(config)
     if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
         return _sharding_main(config)
     upload = config.getoption("klaud_upload")

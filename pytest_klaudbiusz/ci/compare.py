@@ -201,7 +201,7 @@ def fmt(metric: str, value: float | None) -> str:
     if value is None:
         return "n/a"
     if metric in gates.FRACTION_METRICS:
-        return f"{100 * value:.2f}%"
+        return f"{100 * value:.1f}%"
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value)}"
     return f"{value:.2f}"
@@ -232,14 +232,17 @@ def change(
     return text, "better" if (delta > 0) == (better == gates.HIGHER) else "worse"
 
 
-def shown_metrics(runs: Sequence[RunRecord]) -> list[str]:
-    """The metrics any of the runs has: the usual ones first, then the others, sorted."""
+def shown_metrics(runs: Sequence[RunRecord], only: Sequence[str] | None = None) -> list[str]:
+    """The metrics any of the runs has: the usual ones first, then the others, sorted;
+    ``only``: those of these names, in their order."""
     present = {
         name
         for run in runs
         for name, value in run.metrics.items()
         if value is not None and not name.startswith(HIDDEN_PREFIXES)
     }
+    if only is not None:
+        return [m for m in only if m in present]
     ordered = [m for m in DEFAULT_METRICS if m in present]
     return ordered + sorted(present - set(ordered))
 
@@ -297,6 +300,10 @@ class Comparison:
     titles: tuple[str, str] = ("Latest", "Previous")  # column titles: latest, previous
     heading: str = "Latest vs Previous Run"
     intro: str | None = None  # what is compared, when not "the N most recent runs"
+    metrics: tuple[str, ...] | None = None  # the metrics shown (--klaud-metrics); None: all
+
+    def shown(self, runs: Sequence[RunRecord]) -> list[str]:
+        return shown_metrics(runs, self.metrics)
 
     @property
     def scope(self) -> str:
@@ -335,7 +342,7 @@ class Comparison:
             "latest": self.latest.ref if self.latest else None,
             "previous": self.previous.ref if self.previous else None,
             "changes": (
-                {m: self.change(m)[1] for m in shown_metrics([self.latest, self.previous])}
+                {m: self.change(m)[1] for m in self.shown([self.latest, self.previous])}
                 if self.latest and self.previous
                 else {}
             ),
@@ -378,7 +385,7 @@ def render_text(comparison: Comparison, color: bool = False) -> list[str]:
         if gated:
             row += run.tags.get("gate_verdict", "-")
         lines.append(row.rstrip())
-    metrics = shown_metrics(c.runs)
+    metrics = c.shown(c.runs)
     lines += [*_header("Metrics Comparison")]
     lines.append(
         f"{'Metric':<{NAME_WIDTH}}"
@@ -412,7 +419,7 @@ def _latest_vs_previous_text(c: Comparison, color: bool) -> list[str]:
     lines.append(f"{previous_title}: {c.previous.name} ({c.previous.ref})")
     lines.append(f"{'Metric':<{NAME_WIDTH}}{latest_title:<12}{previous_title:<12}Change")
     lines.append(DASHES)
-    for metric in shown_metrics([c.latest, c.previous]):
+    for metric in c.shown([c.latest, c.previous]):
         text, word = c.change(metric)
         cell = (
             f"{text} {word}".strip()
@@ -509,7 +516,7 @@ def render_markdown(
     c = comparison
     wanted = set(sections or ("runs", "metrics", "latest", "modes", "apps", "tests"))
     latest_title, previous_title = c.titles
-    metrics = shown_metrics(c.runs)
+    metrics = c.shown(c.runs)
     out: list[str] = []
     if "runs" in wanted:
         gated = any("gate_verdict" in r.tags for r in c.runs)
@@ -536,7 +543,7 @@ def render_markdown(
             out += ["n/a: there is only one run to show.", ""]
         else:
             rows = []
-            for m in shown_metrics([c.latest, c.previous]):
+            for m in c.shown([c.latest, c.previous]):
                 text, word = c.change(m)
                 shown = (
                     "n/a"

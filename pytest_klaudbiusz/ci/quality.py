@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from pytest_klaudbiusz.ci import alerts, compare_metrics
 from pytest_klaudbiusz.settings import SettingsError, parse_count
 
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
@@ -392,7 +393,9 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
     gate = gate_config(config) if _gate_configured(config) else None
     lower = gate.lower_is_better if gate else frozenset()
     higher = gate.higher_is_better if gate else frozenset()
-    mode_option = _value(config, "klaud_compare_mode") or None
+    # an explicit --klaud-mode filters too (its ini value and $EVAL_MODE name the mode of
+    # evaluations, and would hide every other mode's runs from every comparison)
+    mode_option = _value(config, "klaud_compare_mode") or config.getoption("klaud_mode") or None
     try:
         mode = parse_mode(mode_option, {}) if mode_option else None
     except SettingsError as exc:
@@ -420,6 +423,7 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
             titles=("B", "A"),
             heading="B vs A",
             intro=f"run B {after.ref} compared with run A {before.ref} ({where})",
+            metrics=compare_metrics.selected(config),
             lower_is_better=lower,
             higher_is_better=higher,
         )
@@ -436,6 +440,7 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
         mode=mode,
         lower_is_better=lower,
         higher_is_better=higher,
+        metrics=compare_metrics.selected(config),
     )
     if runs:
         comparison.latest = runs[0]
@@ -518,6 +523,9 @@ class QualityControl:
             gate_config(config) if _gate_configured(config) else None
         )
         self.summary_md = _path(config, "klaud_summary_md")
+        self.alert = alerts.alert_config(  # --klaud-alert: checked before any app runs
+            config, os.environ, has_baseline=self.gate is not None and self.gate.wants_baseline
+        )
         self.trend_runs = _count(
             config, "klaud_trend_runs", "klaud_trend_runs", DEFAULT_TREND_RUNS, 0
         )
@@ -707,7 +715,15 @@ class QualityControl:
         elif gate is not None and gate.active and status in (OK, FAILED):  # not 2, 3, 4
             failed = report["gate"]["verdict"] == "failed" and not gate.informational
             status = FAILED if failed else OK
-        return self._settle_infra_errors(status, report)
+        status = self._settle_infra_errors(status, report)
+        if self.alert is not None:  # after the verdict: a notification never changes it
+            base = (
+                self.baseline if self.baseline is not None and not self.baseline.missing else None
+            )
+            self.notes += alerts.notify(
+                self.alert, report, base.summary if base else None, base.apps if base else None
+            )
+        return status
 
     def _settle_infra_errors(self, status: int, report: dict[str, Any]) -> int:
         """Infrastructure errors fail the session, even when the gate passes: the evaluation
