@@ -107,6 +107,8 @@ def package(**dependencies: str) -> str:
         ),
         ({"requirements.txt": "flask\npsycopg2-binary==2.9\n"}, True),
         ({"requirements.txt": "flask\n"}, False),
+        ({"pyproject.toml": '[project]\ndependencies = [\n  "asyncpg>=0.29",\n]\n'}, True),
+        ({"requirements.txt": "flask\npsycopgx\n"}, False),
         ({"client/package.json": package(pg="8")}, False),  # the client is no server
     ],
 )

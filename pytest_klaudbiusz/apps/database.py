@@ -24,7 +24,7 @@ _NODE_DRIVERS = frozenset(
 _OTHER_DIALECTS = frozenset(
     {"better-sqlite3", "@libsql/client", "mysql2", "mysql", "sqlite3", "@planetscale/database"}
 )
-_PYTHON_DRIVERS = re.compile(r"^\s*(psycopg2?(?:-binary)?|psycopg\[|asyncpg|pg8000)", re.I | re.M)
+_PYTHON_DRIVERS = re.compile(r"^\s*[\"']?(?:psycopg2?|asyncpg|pg8000)\b", re.I | re.M)
 _PRISMA_POSTGRES = re.compile(r'provider\s*=\s*"(?:postgresql|postgres)"')
 _ENV_READ = re.compile(
     r"""(?:process\.env|Bun\.env|import\.meta\.env)(?:\.([A-Za-z_]\w*)|\[\s*["']([A-Za-z_]\w*)["']\s*\])"""
