@@ -74,9 +74,7 @@ def test_the_generated_layout_is_judged_right_with_nothing_written_by_hand(
 
     report = read_report(pytester.path / "app-eval")
     found = {name: checks(app) for name, app in apps_by_name(report).items()}
-    passing = dict.fromkeys(
-        ("build_success", "runtime_success", "type_safety", "tests_pass"), True
-    )
+    passing = dict.fromkeys(("build_success", "runtime_success", "type_safety", "tests_pass"), True)
     served = {"databricks_connectivity": True, "data_returned": True}
     assert found == {
         "tasks-bun-trpc": {**passing, **served},

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pytest_klaudbiusz.apps.diagnosis import listening_elsewhere, registry_unrea
 from pytest_klaudbiusz.apps.isolation import Isolation
 from pytest_klaudbiusz.apps.logs import BoundedLog
 from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError
+from pytest_klaudbiusz.apps.postgres import NO_POSTGRES, AppDatabases, PostgresError, PostgresServer
 from pytest_klaudbiusz.apps.probes import check_endpoint, wait_healthy
 from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, port_is_free
 from pytest_klaudbiusz.apps.redaction import redaction_values
@@ -52,6 +54,8 @@ class EvalOptions:
     timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     env_passthrough: tuple[str, ...] = ()
     isolation: Isolation = field(default_factory=Isolation)  # sandbox and limits (none)
+    postgres: PostgresServer | None = None  # where apps that use PostgreSQL get databases
+    no_postgres: str = NO_POSTGRES  # why there is no server (an infrastructure error)
 
     def timeout(self, stage: str) -> float:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
@@ -73,7 +77,13 @@ def _skipped(name: str, reason: str) -> StageOutcome:
 class _Run:
     """One evaluation in progress: the plan, the working copy, the processes."""
 
-    def __init__(self, plan: AppPlan, workdir: Path, options: EvalOptions) -> None:
+    def __init__(
+        self,
+        plan: AppPlan,
+        workdir: Path,
+        options: EvalOptions,
+        databases: AppDatabases | None = None,
+    ) -> None:
         self.plan, self.workdir, self.options = plan, workdir, options
         self.processes = AppProcesses(options.isolation.confine(workdir, workdir.parent / "own"))
         self.port = free_port()
@@ -87,6 +97,11 @@ class _Run:
                 "queries": list(plan.unprobed),
                 "reason": "they need an input",
             }
+        self.test_env = self.env  # the test stage's: its own database
+        if databases is not None:
+            self.test_env = {**self.env, **databases.environment(plan.database_env, test=True)}
+            self.env.update(databases.environment(plan.database_env, test=False))
+            self.details["databases"] = dict(zip(("server", "test"), databases.names, strict=True))
         self.secrets = redaction_values(secret_values(self.env), options.environ)
         self.coverage: float | None = None  # from the test command's output
 
@@ -95,14 +110,13 @@ class _Run:
         if not command:
             return StageOutcome(name, absent, reason=absent_reason)
         log = BoundedLog()
-        result = self.processes.run(
-            command, self.workdir, self.env, log, self.options.timeout(name)
-        )
+        env = self.test_env if name == "test" else self.env
+        result = self.processes.run(command, self.workdir, env, log, self.options.timeout(name))
         tail = log.excerpt(self.secrets)
         if name == "test":
             self.coverage = parse_coverage(log.text())
         missing = self.processes.missing_program
-        if result.exit_code == 127 and (program := missing(command, self.env)):
+        if result.exit_code == 127 and (program := missing(command, env)):
             raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
         if (
             name == "install"
@@ -263,11 +277,12 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
             dropped = make_working_copy(app_dir, workdir)
         except CopyError as exc:
             raise InfraError(str(exc)) from None
-        run = _Run(plan, workdir, options)
-        try:
-            result.stages = _run_stages(run)
-        finally:
-            run.processes.close()
+        with _app_databases(plan, options, result) as databases:
+            run = _Run(plan, workdir, options, databases)
+            try:
+                result.stages = _run_stages(run)
+            finally:
+                run.processes.close()
         run.details["port_released"] = _wait_port_free(run.port)
         if dropped:
             run.details["links_not_copied"] = dropped
@@ -277,6 +292,28 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
         result.issues.append(generation_problem)
     result.details.update(run.details)
     return _scored(result, app_dir, plan, {"test_coverage_pct": run.coverage})
+
+
+@contextmanager
+def _app_databases(
+    plan: AppPlan, options: EvalOptions, result: AppResult
+) -> Iterator[AppDatabases | None]:
+    """The app's two empty databases when it uses PostgreSQL, dropped whatever happens."""
+    if not plan.postgres:
+        yield None
+        return
+    if options.postgres is None:
+        raise InfraError(options.no_postgres)
+    try:
+        databases = AppDatabases.create(options.postgres, result.app_name)
+    except PostgresError as exc:
+        raise InfraError(str(exc)) from None
+    try:
+        yield databases
+    finally:
+        problem = databases.drop()
+        if problem:
+            result.details["databases_not_dropped"] = problem
 
 
 def _run_stages(run: _Run) -> list[StageOutcome]:

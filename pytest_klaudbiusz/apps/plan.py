@@ -40,7 +40,8 @@ class AppPlan:
     env: dict[str, str] = field(default_factory=dict)
     data: list[DataEndpoint] = field(default_factory=list)
     unprobed: tuple[str, ...] = ()  # queries that need an input: not called blind
-    postgres: bool = False  # it gets empty databases of its own
+    postgres: bool = False  # the app gets its own empty PostgreSQL databases
+    database_env: tuple[str, ...] = ()  # the variables that receive the database URL
     typecheck_in_build: bool = False  # a passing build already ran the same tsc
 
 
@@ -82,7 +83,7 @@ def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> 
 
 
 def apply_manifest(plan: AppPlan, data: dict[str, Any]) -> None:
-    _check_keys(data, ("commands", "runtime", "env", "data"), "")
+    _check_keys(data, ("commands", "runtime", "env", "data", "database"), "")
     commands = _table(data, "commands")
     _check_keys(commands, COMMAND_STAGES, "in [commands]: ")
     for stage, command in commands.items():
@@ -119,6 +120,22 @@ def apply_manifest(plan: AppPlan, data: dict[str, Any]) -> None:
     plan.env = dict(env)
     if "data" in data:
         plan.data = _data_endpoints(data["data"])
+    _apply_database(plan, _table(data, "database"))
+
+
+def _apply_database(plan: AppPlan, database: dict[str, Any]) -> None:
+    """``[database]``: ``postgres`` overrides detection; ``env`` adds URL variables."""
+    _check_keys(database, ("postgres", "env"), "in [database]: ")
+    if "postgres" in database:
+        if not isinstance(database["postgres"], bool):
+            raise ManifestError(f"{MANIFEST}: database.postgres must be true or false")
+        plan.postgres = database["postgres"]
+    names = database.get("env", [])
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and _ENV_NAME.fullmatch(n) for n in names
+    ):
+        raise ManifestError(f"{MANIFEST}: database.env must be a list of variable names")
+    plan.database_env = tuple(names)
 
 
 def _data_endpoints(entries: Any) -> list[DataEndpoint]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_klaudbiusz.apps.database import database_variables, uses_postgres
 from pytest_klaudbiusz.apps.plan import (
     COMMAND_STAGES,
     MANIFEST,
@@ -31,9 +32,13 @@ from pytest_klaudbiusz.apps.plan import (
 def plan_app(app_dir: Path) -> AppPlan:
     """The app's plan: template detection, then its ``klaud.toml`` key by key."""
     plan = detect_template(app_dir)
+    plan.postgres = uses_postgres(app_dir)
     manifest_path = app_dir / MANIFEST
     if manifest_path.is_file():
         apply_manifest(plan, read_manifest(manifest_path))
+    if plan.postgres:  # the manifest's names come after the detected ones; its [env] wins
+        names = (*database_variables(app_dir), *plan.database_env)
+        plan.database_env = tuple(n for n in dict.fromkeys(names) if n not in plan.env)
     return plan
 
 
