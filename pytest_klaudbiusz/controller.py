@@ -27,6 +27,7 @@ from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
 
 if TYPE_CHECKING:
     from pytest_klaudbiusz.tracking.outbox import OutboxEntry
+    from pytest_klaudbiusz.tracking.registry import RegisterRequest
 
 
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@]+:)[^\s/@]+@", re.I)
@@ -61,6 +62,7 @@ class EvaluationController:
         self.hook_problems: list[str] = []
         self.outbox_entry: OutboxEntry | None = None
         self.outbox_lines: list[str] = []
+        self.registration: RegisterRequest | None = None  # --klaud-register
         self.failures_besides_infra = 0  # failed tests that were not infrastructure errors
         self.quality = quality.QualityControl(config, settings, self)  # gates, baseline, trend
 
@@ -94,6 +96,11 @@ class EvaluationController:
         self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
         sharding.check_shard(self.config, self.settings.tracking)  # a shard logs no run alone
         become_subreaper()
+        from pytest_klaudbiusz.tracking.registry import register_request
+
+        self.registration = register_request(self.config)
+        if self.registration and not self.settings.tracking:
+            raise pytest.UsageError("--klaud-register logs to MLflow: drop --klaud-no-tracking")
         if not self.settings.tracking or self.tracking_uri is not None:
             return
         from pytest_klaudbiusz.tracking import runs as tracking
@@ -227,6 +234,7 @@ class EvaluationController:
         from pytest_klaudbiusz.results.render import write_reports
         from pytest_klaudbiusz.tracking import runs as tracking
         from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
+        from pytest_klaudbiusz.tracking.traces import traces_wanted
 
         outbox = Outbox(self.settings.outbox_dir)
         files = [*self.report_paths.values(), *self.quality.artifacts]
@@ -242,8 +250,11 @@ class EvaluationController:
             report["run"]["mlflow_run_id"] = run_id
             write_reports(report, self.settings.report_dir)
 
+        with_traces = traces_wanted(self.config)
         try:
-            tracking.log_report(report, files, uri, experiment, on_run_id=remember_run)
+            tracking.log_report(
+                report, files, uri, experiment, on_run_id=remember_run, traces=with_traces
+            )
         except tracking.TrackingError as exc:
             self.tracking_error = str(exc)
             if self.outbox_entry is not None:
@@ -256,7 +267,16 @@ class EvaluationController:
         if self.outbox_entry is not None:
             outbox.remove(self.outbox_entry)
             self.outbox_entry = None
-        self.outbox_lines += describe(*send_waiting(outbox, uri))
+        if self.registration is not None:
+            from pytest_klaudbiusz.tracking.registry import register_generator
+
+            try:
+                run_id = report["run"]["mlflow_run_id"]
+                line = register_generator(uri, run_id, report, self.registration)
+            except tracking.TrackingError as exc:
+                line = f"the generator was not registered: {exc}"
+            self.outbox_lines.append(line)
+        self.outbox_lines += describe(*send_waiting(outbox, uri, with_traces))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:

@@ -35,6 +35,7 @@ from pytest_klaudbiusz.settings import (
     parse_rerun,
     parse_timeouts,
 )
+from pytest_klaudbiusz.tracking import registry, traces
 
 if TYPE_CHECKING:
     from pytest_klaudbiusz.results.model import AppResult
@@ -202,6 +203,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     ab_command.add_options(parser)  # --klaud-ab A B
     dashboard.add_options(parser)  # --klaud-dashboard [PORT]
     database_server.add_options(parser)  # --klaud-postgres: where apps get their databases
+    traces.add_options(parser)  # --klaud-no-traces
+    registry.add_options(parser)  # --klaud-register, --klaud-generation-config
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -290,7 +293,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
     tracking.configure_mlflow_environment(os.environ)
     if upload == UPLOAD_OUTBOX:
-        return _upload_outbox(settings.outbox_dir, uri)
+        return _upload_outbox(settings.outbox_dir, uri, traces.traces_wanted(config))
     experiment = tracking.resolve_experiment(settings.experiment, os.environ)
     if config.getoption("klaud_mode"):  # explicit: relabel (another mode, another evaluation)
         report = relabeled(report, settings.mode)
@@ -300,14 +303,16 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
             print(f"{upload} is already in MLflow as run {run_id}: not logged again")
             return 0
         # the API's code path: the same run as the plugin's, attachments included
-        run_id = EvaluationTracker(experiment, uri).log_report(report, path.parent)
+        run_id = EvaluationTracker(experiment, uri).log_report(
+            report, path.parent, traces=traces.traces_wanted(config)
+        )
     except tracking.TrackingError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(f"logged {upload} as MLflow run {run_id} ({experiment} at {tracking.display_uri(uri)})")
     return 0
 
 
-def _upload_outbox(folder: Path, uri: str) -> int:
+def _upload_outbox(folder: Path, uri: str, with_traces: bool) -> int:
     """``--klaud-upload`` alone: send what waits in the outbox for this tracking target."""
     from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
 
@@ -315,7 +320,7 @@ def _upload_outbox(folder: Path, uri: str) -> int:
     if not outbox.entries():
         print(f"the outbox {folder} is empty: nothing to upload")
         return 0
-    deliveries, elsewhere = send_waiting(outbox, uri)
+    deliveries, elsewhere = send_waiting(outbox, uri, with_traces)
     for line in describe(deliveries, elsewhere):
         print(line)
     return 1 if any(d.error for d in deliveries) else 0

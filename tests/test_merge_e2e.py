@@ -207,6 +207,14 @@ def test_merge_completes_the_parent_run_as_a_single_run_would_log_it(
     assert sorted(int(c.data.params["total_apps"]) for c in children) == sorted(
         s["apps"] for s in report["run"]["shards"]
     )
+    experiment_id = parent_run.info.experiment_id
+    traced = client.search_traces(locations=[experiment_id], run_id=parent, include_spans=False)
+    assert sorted(t.info.tags["klaud_app"] for t in traced) == sorted(
+        app["app_name"] for app in report["apps"]
+    )  # the merge writes a trace per app once; its shards write none
+    assert not any(
+        client.search_traces(locations=[experiment_id], run_id=c.info.run_id) for c in children
+    )
 
     from pytest_klaudbiusz.tracking.history import History  # what baselines and --klaud-compare see
 

@@ -443,7 +443,7 @@ def test_requests_do_not_grow_with_apps_or_metrics(proxy: CountingProxy, tmp_pat
         report = make_report(n_apps, generation)
         files = write_files(report, tmp_path / str(n_apps))
         proxy.requests.clear()
-        log_report(report, files, proxy.uri, experiment)
+        log_report(report, files, proxy.uri, experiment, traces=False)  # traces: test_traces
         requests[n_apps] = list(proxy.requests)
 
     summaries = [make_report(n, g)["summary"] for n, g in ((2, False), (200, True))]

@@ -111,6 +111,7 @@ class _Run:
             return StageOutcome(name, absent, reason=absent_reason)
         log = BoundedLog()
         env = self.test_env if name == "test" else self.env
+        started_at = time.time()
         result = self.processes.run(command, self.workdir, env, log, self.options.timeout(name))
         tail = log.excerpt(self.secrets)
         if name == "test":
@@ -133,8 +134,9 @@ class _Run:
         else:
             outcome, reason = Outcome.FAILED, "exited non-zero"
         return StageOutcome(
-            name, outcome, round(result.duration_sec, 3), reason, command, result.exit_code, tail
-        )
+            name, outcome, round(result.duration_sec, 3), reason, command, result.exit_code, tail,
+            started_at,
+        )  # fmt: skip
 
     def serve(self) -> list[StageOutcome]:
         """runtime, data and data_returned, probed while the app is running."""
@@ -143,11 +145,12 @@ class _Run:
             runtime = StageOutcome("runtime", Outcome.FAILED, reason="no start command")
             return [runtime, *self._data_skipped("runtime failed")]
         log = BoundedLog()
-        start = time.monotonic()
+        start, started_at = time.monotonic(), time.time()
         prepared = self._prepare_database(log)
         if prepared is not None:  # its schema or seed script failed: the server would too
+            elapsed = round(time.monotonic() - start, 3)
             runtime = StageOutcome(
-                "runtime", Outcome.FAILED, round(time.monotonic() - start, 3), prepared, command
+                "runtime", Outcome.FAILED, elapsed, prepared, command, started_at=started_at
             )
             runtime.log_tail = log.excerpt(self.secrets)
             return [runtime, *self._data_skipped("runtime failed")]
@@ -188,6 +191,7 @@ class _Run:
             stages = [runtime, *self._data_skipped("runtime failed")]
         self.processes.kill_all()
         stages[0].log_tail = log.excerpt(self.secrets)
+        stages[0].started_at = started_at
         return stages
 
     def _prepare_database(self, log: BoundedLog) -> str | None:
@@ -220,7 +224,7 @@ class _Run:
     def _data(self) -> list[StageOutcome]:
         if not self.plan.data:
             return self._data_skipped("")
-        start = time.monotonic()
+        start, started_at = time.monotonic(), time.time()
         checks = [
             check_endpoint(self.port, e, self.options.timeout("request")) for e in self.plan.data
         ]
@@ -238,7 +242,7 @@ class _Run:
                     else "endpoint answered non-JSON"
                 )
             )
-            data = StageOutcome("data", Outcome.FAILED, elapsed, reason)
+            data = StageOutcome("data", Outcome.FAILED, elapsed, reason, started_at=started_at)
             data.log_tail = "\n".join(c.summary() for c in failing)
             return [data, _skipped("data_returned", "data failed")]
         empty = [c for c in checks if c.rows < 1]
@@ -251,7 +255,7 @@ class _Run:
         else:
             returned = StageOutcome("data_returned", Outcome.FAILED, reason="no rows")
             returned.log_tail = "\n".join(c.summary() for c in empty)
-        return [StageOutcome("data", Outcome.PASSED, elapsed), returned]
+        return [StageOutcome("data", Outcome.PASSED, elapsed, started_at=started_at), returned]
 
 
 def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
@@ -336,7 +340,9 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
     build = run.command_stage("build", absent=Outcome.FAILED, absent_reason="no build command")
     if build.passed and run.plan.typecheck_in_build:  # no second full tsc run
         command = run.plan.commands.get("typecheck")
-        typecheck = StageOutcome("typecheck", Outcome.PASSED, 0.0, "checked by the build", command)
+        typecheck = StageOutcome(
+            "typecheck", Outcome.PASSED, 0.0, "checked by the build", command, started_at=time.time()
+        )
     else:
         typecheck = run.command_stage(
             "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"

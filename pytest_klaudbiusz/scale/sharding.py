@@ -168,7 +168,13 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
         *render_terminal_summary(report, str(settings.report_dir)),
     ]:
         print(line)
-    tracked = 0 if store is None else _track_merge(report, settings, store, files, control, parent)
+    if store is None:
+        tracked = 0
+    else:
+        from pytest_klaudbiusz.tracking.traces import traces_wanted
+
+        with_traces = traces_wanted(config)
+        tracked = _track_merge(report, settings, store, files, control, parent, with_traces)
     # as a single run's: failing apps fail it, unless a gate decides
     failed = pytest.ExitCode.TESTS_FAILED if merged.failures_besides_infra else 0
     status = control.settle(failed, report)
@@ -183,6 +189,7 @@ def _track_merge(
     files: dict[str, Path],
     control: quality.QualityControl,
     parent: str | None,
+    with_traces: bool,
 ) -> int:
     from pytest_klaudbiusz.results.render import write_reports
     from pytest_klaudbiusz.tracking import runs as tracking
@@ -201,6 +208,7 @@ def _track_merge(
             experiment,
             on_run_id=remember_run,
             run_id=parent,
+            traces=with_traces,
         )
     except tracking.TrackingError as exc:
         if report["run"]["mlflow_run_id"] and not parent:  # a partial run, replaced on upload
