@@ -340,9 +340,8 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
     build = run.command_stage("build", absent=Outcome.FAILED, absent_reason="no build command")
     if build.passed and run.plan.typecheck_in_build:  # no second full tsc run
         command = run.plan.commands.get("typecheck")
-        typecheck = StageOutcome(
-            "typecheck", Outcome.PASSED, 0.0, "checked by the build", command, started_at=time.time()
-        )
+        reason, now = "checked by the build", time.time()
+        typecheck = StageOutcome("typecheck", Outcome.PASSED, 0.0, reason, command, started_at=now)
     else:
         typecheck = run.command_stage(
             "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
