@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Values that legitimately differ between two runs of the same apps.
 VOLATILE_METRICS = ("build_time_sec", "startup_time_sec")
-VOLATILE_DETAILS = ("port", "startup_time_sec")
+VOLATILE_DETAILS = ("port", "startup_time_sec", "databases")  # database names are random
 VOLATILE_STAGE_KEYS = ("duration_sec", "log_tail", "started_at")
 VOLATILE_SUMMARY = ("avg_build_time_sec", "avg_startup_time_sec")
 
