@@ -466,3 +466,27 @@ def test_an_unreachable_package_registry_is_an_infrastructure_error(tmp_path: Pa
     outside = Outside(tmp_path)
     with pytest.raises(InfraError, match=r"could not reach the package registry \(ECONNREFUSED\)"):
         evaluate(app, outside)
+
+
+def test_a_suite_that_passes_on_a_rerun_is_flaky_not_failed(tmp_path: Path) -> None:
+    flaky = 'if [ -f .ran ]; then exit 0; fi; touch .ran; echo "race: ids collided"; exit 1'
+    result = evaluate(served_app(tmp_path, test=flaky), Outside(tmp_path))
+
+    test = result.stage("test")
+    assert test is not None and (test.outcome, test.reason) == (
+        Outcome.PASSED,
+        "flaky: passed on retry 1",
+    )
+    assert result.metrics["tests_pass"] is True
+    assert "test: flaky" in result.issues
+    assert "race: ids collided" in result.details["flaky_tests"]["failed_run"]
+
+
+def test_a_suite_that_fails_every_time_fails_after_its_retry(tmp_path: Path) -> None:
+    runs = 'echo run >> "$HOSTILE_DIR/runs"; exit 1'
+    outside = Outside(tmp_path)
+    app = served_app(tmp_path, test=runs, extra='[env]\nHOSTILE_DIR = "${HOSTILE_DIR}"')
+    result = evaluate(app, outside)
+
+    assert outcomes(result)["test"] == (FAILED, "exited non-zero")
+    assert (outside.dir / "runs").read_text() == "run\nrun\n"  # the first run and one retry

@@ -59,6 +59,7 @@ class EvalOptions:
     ui: bool = True  # open the app's page in a headless browser (--klaud-no-ui: off)
     postgres: PostgresServer | None = None  # where apps that use PostgreSQL get databases
     no_postgres: str = NO_POSTGRES  # why there is no server (an infrastructure error)
+    test_retries: int = 1  # a suite that fails, then passes, is flaky: not the app's failure
 
     def timeout(self, stage: str) -> float:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
@@ -385,8 +386,24 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
             "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
         )
     served = run.serve()  # also after a failed build: an interpreted server may still start
+    return [install, build, typecheck, *served, _tests(run)]
+
+
+def _tests(run: _Run) -> StageOutcome:
+    """The test stage; a suite that failed (not timed out) runs again up to
+    ``test_retries`` times. Generated suites often race on timestamps and ids: one that
+    passes on a rerun is recorded as flaky, with the failed run's log."""
     test = run.command_stage("test", absent=Outcome.FAILED, absent_reason="no test command")
-    return [install, build, typecheck, *served, test]
+    for attempt in range(1, run.options.test_retries + 1):
+        if test.outcome is not Outcome.FAILED or test.exit_code is None:
+            break
+        retry = run.command_stage("test", absent=Outcome.FAILED)
+        if retry.passed:
+            retry.reason = f"flaky: passed on retry {attempt}"
+            retry.duration_sec = round(retry.duration_sec + test.duration_sec, 3)
+            run.details["flaky_tests"] = {"failed_run": test.log_tail}
+        test = retry
+    return test
 
 
 def _wait_port_free(port: int, timeout: float = 2.0) -> bool:
@@ -445,6 +462,7 @@ def _scored(
         if s.outcome is Outcome.FAILED
         for reason in (s.reason.split(RULE_SEPARATOR) if s.name == "ui" else [s.reason])
     ]
+    issues += [f"{s.name}: flaky" for s in result.stages if s.passed and "flaky" in s.reason]
     issues += [CRITERION_ISSUES[c["criterion"]] for c in local + deploy if not c["passed"]]
     result.issues = issues + result.issues
     result.status = AppStatus.EVALUATED
