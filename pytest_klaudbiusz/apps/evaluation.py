@@ -191,10 +191,10 @@ class _Run:
             else:
                 reason = f"not healthy within {self.plan.ready_timeout:g}s"
                 if (other := listening_elsewhere(log.text(), self.port)) is not None:
-                    reason += f"; its log says it listens on port {other}, not {self.port}"
+                    reason += "; its log says it listens on another port"
                     self.details["port_hint"] = (
-                        f"the app listens on port {other}: give its port variable to "
-                        "[runtime] port_env in klaud.toml"
+                        f"the app listens on port {other}, not the {self.port} it was given: "
+                        "give its port variable to [runtime] port_env in klaud.toml"
                     )
             runtime = StageOutcome(
                 "runtime",
@@ -416,7 +416,7 @@ def _wait_port_free(port: int, timeout: float = 2.0) -> bool:
 
 
 _SECONDS = re.compile(r" (?:after|within) \d+(?:\.\d+)?s\b")
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")  # not the 2 of "2xx"
 
 
 def _stable(reason: str) -> str:
