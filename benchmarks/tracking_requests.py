@@ -41,8 +41,8 @@ from mlflow_proxy import CountingProxy  # the tests' proxy: one copy
 
 from pytest_klaudbiusz import __version__
 from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.files import write_reports
 from pytest_klaudbiusz.results.model import STAGES, AppResult, Outcome, StageOutcome
-from pytest_klaudbiusz.results.render import write_reports
 from pytest_klaudbiusz.tracking import runs as tracking
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"

@@ -12,26 +12,25 @@ import signal
 import threading
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_klaudbiusz import options
 from pytest_klaudbiusz.apps.plan import discover_apps
-from pytest_klaudbiusz.ci import quality
-from pytest_klaudbiusz.controller import EvaluationController, ini_path
+from pytest_klaudbiusz.ci import compare_command
+from pytest_klaudbiusz.ci import options as ci_options
+from pytest_klaudbiusz.controller import EvaluationController
 from pytest_klaudbiusz.klaud_app import KlaudApp
+from pytest_klaudbiusz.options import UPLOAD_OUTBOX, read_settings
 from pytest_klaudbiusz.results.model import AppStatus
-from pytest_klaudbiusz.scale import ordering
+from pytest_klaudbiusz.scale import ordering, sharding
 from pytest_klaudbiusz.settings import (
     NO_APPS_DIR,
     Settings,
     SettingsError,
     check_apps_dir,
     check_report_dir,
-    parse_count,
-    parse_mode,
-    parse_rerun,
-    parse_timeouts,
 )
 
 if TYPE_CHECKING:
@@ -43,156 +42,12 @@ EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
 APP_KEY = pytest.StashKey[KlaudApp]()
 REUSE_KEY = pytest.StashKey["ResultReuse | None"]()
 NO_APPS_DIR_KEY = pytest.StashKey[str]()
-UPLOAD_OUTBOX = "<outbox>"  # --klaud-upload without a report
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("klaudbiusz", "evaluate generated apps (pytest-klaudbiusz)")
-
-    def add(flag: str, ini: str | None, help: str, ini_type: str = "string", **kw: Any) -> None:
-        group.addoption(flag, dest=flag[2:].replace("-", "_"), help=help, **kw)
-        if ini:
-            parser.addini(ini, help, type=ini_type)  # type: ignore[arg-type]
-
-    add(
-        "--klaud-apps",
-        "klaud_apps",
-        "folder holding one generated app per subfolder",
-        metavar="DIR",
-    )
-    add(
-        "--klaud-mode",
-        "klaud_mode",
-        "generation mode of the apps (default: $EVAL_MODE or manual)",
-        metavar="MODE",
-    )
-    add(
-        "--klaud-report-dir",
-        "klaud_report_dir",
-        "where the reports go (default: app-eval/)",
-        metavar="DIR",
-    )
-    add(
-        "--klaud-tracking-uri",
-        "klaud_tracking_uri",
-        "MLflow tracking URI (default: "
-        "$MLFLOW_TRACKING_URI, databricks with DATABRICKS_HOST/TOKEN, else ./mlflow.db)",
-        metavar="URI",
-    )
-    add(
-        "--klaud-experiment",
-        "klaud_experiment",
-        "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or /Shared/klaudbiusz-evaluations)",
-        metavar="NAME",
-    )
-    add(
-        "--klaud-model-version",
-        "klaud_model_version",
-        "model that generated the apps (default: the apps' generation data, else unknown)",
-        metavar="VERSION",
-    )
-    add("--klaud-no-tracking", None, "evaluate and report without MLflow", action="store_true")
-    parser.addini(
-        "klaud_tracking", "log each evaluation to MLflow (default true)", type="bool", default=True
-    )
-    add(
-        "--klaud-timeout",
-        "klaud_timeouts",
-        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request); repeatable",
-        ini_type="linelist",
-        action="append",
-        default=[],
-        metavar="STAGE=SECONDS",
-    )
-    add(
-        "--klaud-env-passthrough",
-        "klaud_env_passthrough",
-        "environment variable (name or glob) passed to every app; repeatable",
-        ini_type="linelist",
-        action="append",
-        default=[],
-        metavar="NAME",
-    )
-    add(
-        "--klaud-upload",
-        None,
-        "log a saved evaluation_report.json to MLflow and exit; without REPORT, send the"
-        " evaluations waiting in the outbox",
-        metavar="REPORT",
-        nargs="?",
-        const=UPLOAD_OUTBOX,
-    )
-    add(
-        "--klaud-outbox",
-        "klaud_outbox",
-        "where evaluations wait until MLflow has them (default: .klaud-outbox/ in the rootdir)",
-        metavar="DIR",
-    )
-    add(
-        "--klaud-allow-infra-errors",
-        "klaud_allow_infra_errors",
-        "infrastructure errors tolerated before the session fails (default 0)",
-        metavar="N",
-    )
-    add(
-        "--klaud-generation-results",
-        "klaud_generation_results",
-        "bulk generation results (JSON list of {app_name | app_dir, metrics}), joined to the"
-        " apps by folder name; an app's own generation_metrics.json wins",
-        metavar="FILE",
-    )
-    # --- sharded evaluations (sharding.py): a CI matrix, then one merge ---
-    add(
-        "--klaud-shard",
-        None,
-        "label this run as a shard of an evaluation (default with pytest-split: GROUP/SPLITS)",
-        metavar="NAME",
-    )
-    add(
-        "--klaud-parent-run",
-        None,
-        "log this shard as a child of the evaluation's MLflow run RUN_ID (from"
-        " --klaud-open-run; default: $KLAUD_PARENT_RUN_ID); --klaud-merge completes that run",
-        metavar="RUN_ID",
-    )
-    add(
-        "--klaud-open-run",
-        None,
-        "open the MLflow run of a sharded evaluation, print its id and exit",
-        action="store_true",
-    )
-    add(
-        "--klaud-merge",
-        None,
-        "merge the shards' evaluation_report.json files (or folders holding them) into one"
-        " report and one MLflow run, and exit; runs no apps",
-        nargs="+",
-        metavar="REPORT",
-    )
-    # --- reuse of earlier results (reuse.py) ---
-    add(
-        "--klaud-cache",
-        None,
-        "reuse the cached result of each app whose files and check settings are unchanged",
-        action="store_true",
-    )
-    parser.addini(
-        "klaud_cache", "reuse cached results of unchanged apps (default false)", type="bool"
-    )
-    add(
-        "--klaud-cache-clear",
-        None,
-        "empty the result cache before the session",
-        action="store_true",
-    )
-    add(
-        "--klaud-rerun",
-        None,
-        "infra: evaluate only the apps whose last result (the report folder's"
-        " evaluation_report.json) was an infrastructure error; reuse the others' results",
-        metavar="WHAT",
-    )
-    quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
+    options.add_options(parser)  # apps, mode, reports, tracking, timeouts, outbox, reuse
+    sharding.add_options(parser)  # --klaud-shard, --klaud-parent-run, --klaud-merge
+    ci_options.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
 
 
@@ -200,41 +55,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_klaudbiusz import hooks
 
     pluginmanager.add_hookspecs(hooks)
-
-
-def _settings(config: pytest.Config) -> Settings:
-    def value(name: str) -> Any:
-        option = config.getoption(name)
-        return option if option not in (None, []) else config.getini(name)
-
-    def path(name: str) -> Path | None:
-        option = config.getoption(name)
-        if option:
-            return Path(config.invocation_params.dir, option).resolve()
-        ini = config.getini(name)
-        return ini_path(config, ini) if ini else None
-
-    def items(option: str, ini: str) -> list[str]:
-        return [*config.getini(ini), *config.getoption(option)]
-
-    return Settings(
-        mode=parse_mode(config.getoption("klaud_mode"), os.environ, config.getini("klaud_mode")),
-        apps_dir=path("klaud_apps"),
-        report_dir=path("klaud_report_dir") or Path(config.invocation_params.dir, "app-eval"),
-        tracking=not config.getoption("klaud_no_tracking")
-        and bool(config.getini("klaud_tracking")),
-        tracking_uri=value("klaud_tracking_uri") or None,
-        experiment=value("klaud_experiment") or None,
-        model_version=value("klaud_model_version") or "unknown",
-        timeouts=parse_timeouts(items("klaud_timeout", "klaud_timeouts")),
-        env_passthrough=tuple(items("klaud_env_passthrough", "klaud_env_passthrough")),
-        outbox_dir=path("klaud_outbox") or config.rootpath / ".klaud-outbox",
-        allow_infra_errors=parse_count(
-            value("klaud_allow_infra_errors") or 0, "--klaud-allow-infra-errors"
-        ),
-        cache=bool(config.getoption("klaud_cache") or config.getini("klaud_cache")),
-        rerun=parse_rerun(config.getoption("klaud_rerun")),
-    )
 
 
 def _load_dotenv(config: pytest.Config) -> None:
@@ -253,31 +73,34 @@ def _load_dotenv(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if quality.wants_compare(config):  # --klaud-compare runs no apps
+    if compare_command.wants_compare(config):  # --klaud-compare runs no apps
         _load_dotenv(config)
-        return quality.compare_main(config)
+        return compare_command.compare_main(config)
     if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
         return _sharding_main(config)
     upload = config.getoption("klaud_upload")
     if not upload:
         return None
     _load_dotenv(config)
-    from pytest_klaudbiusz.results.render import load_report
+    from pytest_klaudbiusz.results.files import load_report
     from pytest_klaudbiusz.tracking import runs as tracking
     from pytest_klaudbiusz.tracking.api import EvaluationTracker, relabeled
+    from pytest_klaudbiusz.tracking.store import tracking_store
 
     try:
-        settings = _settings(config)
+        settings = read_settings(config)
         if upload != UPLOAD_OUTBOX:
             path = Path(config.invocation_params.dir, upload)
             report = load_report(path)  # a bad report is refused before MLflow is touched
     except ValueError as exc:  # SettingsError included
         raise pytest.UsageError(str(exc)) from None
-    uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
-    tracking.configure_mlflow_environment(os.environ)
+    # checked by the tracker; the outbox says per evaluation what could not be sent
+    store = tracking_store(
+        settings.tracking_uri, settings.experiment, settings.home, preflight=False
+    )
     if upload == UPLOAD_OUTBOX:
-        return _upload_outbox(settings.outbox_dir, uri)
-    experiment = tracking.resolve_experiment(settings.experiment, os.environ)
+        return _upload_outbox(settings.outbox_dir, store.uri)
+    uri, experiment = store.uri, store.experiment
     if config.getoption("klaud_mode"):  # explicit: relabel (another mode, another evaluation)
         report = relabeled(report, settings.mode)
     try:
@@ -289,7 +112,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         run_id = EvaluationTracker(experiment, uri).log_report(report, path.parent)
     except tracking.TrackingError as exc:
         raise pytest.UsageError(str(exc)) from None
-    print(f"logged {upload} as MLflow run {run_id} ({experiment} at {tracking.display_uri(uri)})")
+    print(f"logged {upload} as MLflow run {run_id} ({experiment} at {store.shown})")
     return 0
 
 
@@ -310,10 +133,8 @@ def _upload_outbox(folder: Path, uri: str) -> int:
 def _sharding_main(config: pytest.Config) -> int:
     """``--klaud-merge`` / ``--klaud-open-run``: run no apps (see sharding.py)."""
     _load_dotenv(config)
-    from pytest_klaudbiusz.scale import sharding
-
     try:
-        settings = _settings(config)
+        settings = read_settings(config)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     if config.getoption("klaud_merge"):
@@ -326,7 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _load_dotenv(config)
     try:
-        settings = _settings(config)
+        settings = read_settings(config)
         if settings.apps_dir is not None:
             check_apps_dir(settings.apps_dir)
         if not hasattr(config, "workerinput"):  # only the controller writes reports
@@ -416,7 +237,7 @@ def _result_reuse(config: pytest.Config, settings: Settings) -> ResultReuse | No
     clear = config.getoption("klaud_cache_clear")
     if not (settings.cache or clear or settings.rerun):
         return None  # reuse.py (and what it imports) is not loaded
-    from pytest_klaudbiusz.results.render import FILE_NAMES
+    from pytest_klaudbiusz.results.report import FILE_NAMES
     from pytest_klaudbiusz.scale.reuse import ResultCache, ResultReuse, last_verdicts
 
     cache = None

@@ -40,10 +40,12 @@ class Settings:
     model_version: str = "unknown"
     timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     env_passthrough: tuple[str, ...] = ()
+    home: Path = Path(".")  # default place of mlflow.db, mlruns/ and the outbox
     outbox_dir: Path = Path(".klaud-outbox")
     allow_infra_errors: int = 0
     cache: bool = False  # reuse cached results of unchanged apps
     rerun: str | None = None  # one of RERUN_CHOICES: reuse the last report's other results
+    generation_results: Path | None = None  # bulk generation results file
 
 
 def parse_mode(option: str | None, environ: Mapping[str, str], ini: str | None = None) -> str:

@@ -20,7 +20,8 @@ from urllib.parse import quote
 import pytest
 
 from pytest_klaudbiusz.results.aggregate import build_report
-from pytest_klaudbiusz.results.model import CHECKS, AppResult
+from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.model import AppResult
 from pytest_klaudbiusz.tracking.runs import configure_mlflow_environment
 
 if TYPE_CHECKING:

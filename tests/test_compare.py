@@ -24,7 +24,8 @@ from pytest_klaudbiusz.ci.compare import (
     trend_data,
 )
 from pytest_klaudbiusz.results.aggregate import build_report
-from pytest_klaudbiusz.results.model import CHECKS, AppResult
+from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.model import AppResult
 
 
 def app(name: str, failing: tuple[str, ...] = ()) -> AppResult:
@@ -136,13 +137,6 @@ def test_configured_direction_decides_for_custom_metrics() -> None:
     assert change("avg_latency_ms", 120.0, 100.0, lower=["avg_latency_ms"]) == ("+20.0%", "worse")
 
 
-def test_values_show_rates_in_percent_and_missing_as_na() -> None:
-    assert compare.fmt("tests_pass_rate", 0.85) == "85.00%"
-    assert compare.fmt("tests_pass_rate", None) == "n/a"
-    assert compare.fmt("total_apps", 20.0) == "20"
-    assert compare.fmt("avg_deployability_score", 3.25) == "3.25"
-
-
 def record(name: str, mode: str, started: str, **metrics: float | None) -> RunRecord:
     return RunRecord(name=name, mode=mode, started_at=started, metrics=dict(metrics), run_id=name)
 
@@ -187,15 +181,15 @@ def test_text_layout_follows_the_seed_document() -> None:
         assert f"\n{title}\n==================================\n" in text
     assert "#1  eval_vanilla_sdk_2026-11-26T07:30:00Z  vanilla_sdk    2026-11-26 07:30:00" in text
     assert "#2  eval_mcp_2026-11-25T06:00:00Z          mcp            2026-11-25 06:00:00" in text
-    assert "tests_pass_rate                       50.00%      75.00%      -25.0 pp worse" in lines
-    assert "databricks_connectivity_rate          n/a         100.00%     n/a" in lines
-    assert "build_success_rate                    100.00%     100.00%     unchanged" in lines
+    assert "tests_pass_rate                       50.0%       75.0%       -25.0 pp worse" in lines
+    assert "databricks_connectivity_rate          n/a         100.0%      n/a" in lines
+    assert "build_success_rate                    100.0%      100.0%      unchanged" in lines
     assert "  app02                               tests_pass" in lines
     test_line = next(
         line for line in lines if line.startswith("tests_pass_rate") and "noise" in line
     )
     assert test_line.split() == [
-        "tests_pass_rate", "75.00%", "50.00%", "4", "1", "0", "1.000", "within", "noise",
+        "tests_pass_rate", "75.0%", "50.0%", "4", "1", "0", "1.000", "within", "noise",
     ]  # fmt: skip
     coloured = "\n".join(compare.render_text(comparison_of(before, after), color=True))
     assert "\x1b[31m-25.0 pp worse\x1b[0m" in coloured
@@ -209,16 +203,16 @@ def test_markdown_has_the_same_sections() -> None:
     for heading in ("## Recent runs", "## Metrics", "## Latest vs Previous Run",
                     "## Apps: latest vs previous", "## Is the change real?"):  # fmt: skip
         assert heading in markdown
-    assert "| tests_pass_rate | 50.00% | 75.00% | -25.0 pp 🔴 worse |" in markdown
+    assert "| tests_pass_rate | 50.0% | 75.0% | -25.0 pp 🔴 worse |" in markdown
     assert "| app02 | regressed (pass → fail) | tests_pass |" in markdown
-    assert "| tests_pass_rate | 75.00% | 50.00% | 4 | 1 | 0 | 1.000 | within noise |" in markdown
+    assert "| tests_pass_rate | 75.0% | 50.0% | 4 | 1 | 0 | 1.000 | within noise |" in markdown
 
 
 # --- reading runs from a real store -------------------------------------------------------
 
 
 def log(uri: str, report: dict[str, Any], folder: Path, experiment: str = "exp") -> str:
-    from pytest_klaudbiusz.results.render import write_reports
+    from pytest_klaudbiusz.results.files import write_reports
     from pytest_klaudbiusz.tracking.runs import log_report
 
     files = write_reports(report, folder)

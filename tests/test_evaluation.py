@@ -22,7 +22,8 @@ import pytest_klaudbiusz
 from pytest_klaudbiusz.apps.evaluation import InfraError
 from pytest_klaudbiusz.apps.logs import EXCERPT_CHARS
 from pytest_klaudbiusz.apps.processes import port_is_free
-from pytest_klaudbiusz.results.model import CHECKS, STAGES, AppStatus
+from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.model import STAGES, AppStatus
 
 PASSED, FAILED, SKIPPED, NA = "passed", "failed", "skipped", "not_applicable"
 

@@ -12,21 +12,25 @@ from pytest_klaudbiusz.ci import gates
 from pytest_klaudbiusz.ci.gates import (
     FAIL_OVER,
     FAIL_UNDER,
-    HIGHER,
-    LOWER,
     MAX_DROP,
     MAX_NEW_FAILURES,
-    METRIC_DIRECTIONS,
     Baseline,
     GateError,
     app_moves,
-    direction,
     evaluate_gate,
     mlflow_fields,
     parse_gate,
 )
 from pytest_klaudbiusz.results.aggregate import build_report
-from pytest_klaudbiusz.results.model import CHECKS, RATES, AppResult, AppStatus
+from pytest_klaudbiusz.results.metrics import (
+    CHECKS,
+    HIGHER,
+    LOWER,
+    METRIC_DIRECTIONS,
+    RATES,
+    direction,
+)
+from pytest_klaudbiusz.results.model import AppResult, AppStatus
 
 RUN = {"mode": "mcp", "started_at": "2026-11-26T06:10:12Z", "finished_at": "2026-11-26T06:11:00Z"}
 

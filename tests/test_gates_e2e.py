@@ -44,8 +44,8 @@ def _mlflow_warmed_up_before_pytester(
 
     from pytest_klaudbiusz.ci.compare import record_from_report, trend_data
     from pytest_klaudbiusz.results.aggregate import build_report
+    from pytest_klaudbiusz.results.files import write_reports
     from pytest_klaudbiusz.results.model import AppResult
-    from pytest_klaudbiusz.results.render import write_reports
     from pytest_klaudbiusz.results.trend import write_trend_png
     from pytest_klaudbiusz.tracking.history import History
     from pytest_klaudbiusz.tracking.runs import log_report
@@ -139,8 +139,8 @@ def log_run(
     """Log a report of the apps as an evaluation would have (a failed build skips runtime,
     and no app here has a server, so runtime always fails; tests run after install)."""
     from pytest_klaudbiusz.results.aggregate import build_report
+    from pytest_klaudbiusz.results.files import write_reports
     from pytest_klaudbiusz.results.model import AppResult
-    from pytest_klaudbiusz.results.render import write_reports
     from pytest_klaudbiusz.tracking.runs import log_report
 
     apps = [
@@ -304,9 +304,9 @@ def test_gate_against_the_previous_run_and_compare_the_runs(
     mcnemar = next(line for line in lines if line.startswith("tests_pass_rate") and "noise" in line)
     # p = 2 * P[X <= 1], X ~ Bin(4, 1/2) = 2 * 5/16 = 0.625
     assert mcnemar.split() == [
-        "tests_pass_rate", "80.00%", "60.00%", "10", "3", "1", "0.625", "within", "noise",
+        "tests_pass_rate", "80.0%", "60.0%", "10", "3", "1", "0.625", "within", "noise",
     ]  # fmt: skip
-    assert "tests_pass_rate                       60.00%      80.00%      -20.0 pp worse" in lines
+    assert "tests_pass_rate                       60.0%       80.0%       -20.0 pp worse" in lines
     assert not (pytester.path / "app-eval" / "x").exists()
 
     # --klaud-compare=2: the two latest runs, C and B (unchanged), with their gates
@@ -325,7 +325,7 @@ def test_gate_against_the_previous_run_and_compare_the_runs(
             f"#2  {report_b['run']['started_at'].join(['eval_manual_', ''])} * manual * failed",
         ]
     )
-    assert "tests_pass_rate                       60.00%      60.00%      unchanged" in (
+    assert "tests_pass_rate                       60.0%       60.0%       unchanged" in (
         recent.stdout.lines
     )
     assert "regressed (pass -> fail): 0" in recent.stdout.lines
@@ -358,21 +358,21 @@ def test_compare_by_mode_with_markdown_for_ci(
     end = lines.index("Apps: Latest vs Previous")
     means = {line.split()[0]: line.split()[1:] for line in lines[start + 2 : end] if line}
     assert means["Metric"] == ["mcp", "(2)", "vanilla_sdk", "(1)"]
-    assert means["build_success_rate"] == ["100.00%", "50.00%"]
-    assert means["tests_pass_rate"] == ["85.00%", "100.00%"]
+    assert means["build_success_rate"] == ["100.0%", "50.0%"]
+    assert means["tests_pass_rate"] == ["85.0%", "100.0%"]
     # latest (mcp) vs previous (vanilla_sdk): the build rate rose, the tests rate fell
-    assert "build_success_rate                    100.00%     50.00%      +50.0 pp better" in lines
-    assert "tests_pass_rate                       80.00%      100.00%     -20.0 pp worse" in lines
+    assert "build_success_rate                    100.0%      50.0%       +50.0 pp better" in lines
+    assert "tests_pass_rate                       80.0%       100.0%      -20.0 pp worse" in lines
 
     markdown = (pytester.path / "ci" / "compare.md").read_text(encoding="utf-8")
     assert markdown.startswith("# Evaluation runs compared\n")
     assert "| Metric | mcp (2 runs) | vanilla_sdk (1 run) |" in markdown
-    assert "| build_success_rate | 100.00% | 50.00% | +50.0 pp 🟢 better |" in markdown
+    assert "| build_success_rate | 100.0% | 50.0% | +50.0 pp 🟢 better |" in markdown
     assert "![rates of the last mcp runs](compare-trend.png)" in markdown
     assert (pytester.path / "ci" / "compare-trend.png").read_bytes()[:4] == b"\x89PNG"
     summary = step_summary.read_text(encoding="utf-8")
     assert summary.startswith("# earlier step\n# Evaluation runs compared\n")
-    assert "| build_success_rate | 100.00% | 50.00% | +50.0 pp 🟢 better |" in summary
+    assert "| build_success_rate | 100.0% | 50.0% | +50.0 pp 🟢 better |" in summary
     assert ".png" not in summary  # a local image does not render on a CI page
 
 

@@ -16,7 +16,8 @@ from pytest_klaudbiusz.results.generation import (
     load_generation_results,
     model_of,
 )
-from pytest_klaudbiusz.results.model import CHECKS, AppResult, AppStatus
+from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.model import AppResult, AppStatus
 from pytest_klaudbiusz.results.render import render_markdown
 
 RUN = {"mode": "mcp", "started_at": "2026-01-02T03:04:05Z", "finished_at": "2026-01-02T03:09:05Z"}

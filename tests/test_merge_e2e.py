@@ -181,7 +181,9 @@ def test_merge_completes_the_parent_run_as_a_single_run_would_log_it(
     merged = run(pytester, *store, "--klaud-merge", "shard1", "shard2", "--klaud-report-dir", "m")
 
     assert merged.ret == whole.ret, merged.stdout.str() + merged.stderr.str()
-    merged.stdout.fnmatch_lines([f"mlflow run: {parent} ({experiment} at *)"])
+    merged.stdout.fnmatch_lines(
+        [f"mlflow run: {parent}", f"MLflow experiment {experiment}; open it with: *"]
+    )
     report = read_report(pytester.path / "m")
     assert report["run"]["mlflow_run_id"] == parent
     whole_run_id = read_report(pytester.path / "whole")["run"]["mlflow_run_id"]

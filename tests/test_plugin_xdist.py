@@ -183,9 +183,9 @@ WRITE_PROBE = textwrap.dedent(
     import os
     from pathlib import Path
 
-    import pytest_klaudbiusz.results.render as render
+    import pytest_klaudbiusz.results.files as files
 
-    _write_reports = render.write_reports
+    _write_reports = files.write_reports
 
     def _logged(report, folder):
         role = os.environ.get("PYTEST_XDIST_WORKER", "controller")
@@ -193,7 +193,7 @@ WRITE_PROBE = textwrap.dedent(
             out.write(f"{role} {len(report['apps'])}\\n")
         return _write_reports(report, folder)
 
-    render.write_reports = _logged  # the plugin imports it from render where it is used
+    files.write_reports = _logged  # the plugin imports it from files where it is used
     """
 )
 

@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 
 from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.files import load_report, write_reports
 from pytest_klaudbiusz.results.model import AppResult, AppStatus, Outcome, StageOutcome
-from pytest_klaudbiusz.results.render import (
-    load_report,
-    render_csv,
-    render_markdown,
-    render_terminal_summary,
-    write_reports,
-)
+from pytest_klaudbiusz.results.render import render_csv, render_markdown, render_terminal_summary
 
 RUN = {
     "mode": "mcp",

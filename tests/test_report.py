@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pytest_klaudbiusz.results.aggregate import apps_of, build_report, check_counts, summarize
-from pytest_klaudbiusz.results.model import CHECKS, RATES, SCHEMA_VERSION, AppResult, AppStatus
+from pytest_klaudbiusz.results.metrics import CHECKS, RATES
+from pytest_klaudbiusz.results.model import SCHEMA_VERSION, AppResult, AppStatus
 
 
 def metrics(**values: Any) -> dict[str, Any]:

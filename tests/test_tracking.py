@@ -19,7 +19,8 @@ import pytest
 from mlflow_proxy import CountingProxy
 
 from pytest_klaudbiusz.results.aggregate import build_report
-from pytest_klaudbiusz.results.model import CHECKS, AppResult, AppStatus
+from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.model import AppResult, AppStatus
 from pytest_klaudbiusz.tracking.runs import (
     DEFAULT_EXPERIMENT,
     MLFLOW_ENV_DEFAULTS,

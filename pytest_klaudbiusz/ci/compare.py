@@ -16,34 +16,20 @@ from fractions import Fraction
 from typing import Any
 
 from pytest_klaudbiusz.ci import gates
-from pytest_klaudbiusz.results.model import CHECKS, RATES
-from pytest_klaudbiusz.results.render import markdown_cell, markdown_table
+from pytest_klaudbiusz.results.markdown import markdown_cell, markdown_table
+from pytest_klaudbiusz.results.metrics import (
+    CHECKS,
+    DISPLAY_ORDER,
+    FRACTION_METRICS,
+    HIGHER,
+    RATES,
+    direction,
+    format_value,
+)
 
 #: Significance level of the McNemar test.
 ALPHA = 0.05
 
-#: Metrics in the order the comparison shows them; any other metric follows, sorted.
-DEFAULT_METRICS = (
-    *RATES.values(),
-    "overall_quality_score",
-    "avg_appeval_100",
-    "avg_local_runability_score",
-    "avg_deployability_score",
-    "avg_test_coverage_pct",
-    "total_apps",
-    "evaluated",
-    "infra_errors",
-    "not_run",
-    "avg_build_time_sec",
-    "avg_startup_time_sec",
-    "generation_cost_usd",
-    "avg_cost_per_app_usd",
-    "cost_per_passing_app_usd",
-    "apps_per_dollar",
-    "total_input_tokens",
-    "total_output_tokens",
-    "avg_turns_per_app",
-)
 #: Summary values that are bookkeeping of the gate, not quality: not compared.
 HIDDEN_PREFIXES = ("gate_",)
 
@@ -196,17 +182,6 @@ def paired_tests(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Pa
 # --- values and changes ---------------------------------------------------------------
 
 
-def fmt(metric: str, value: float | None) -> str:
-    """A table cell: rates in percent, "n/a" for a missing value (never a fake 0)."""
-    if value is None:
-        return "n/a"
-    if metric in gates.FRACTION_METRICS:
-        return f"{100 * value:.2f}%"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value)}"
-    return f"{value:.2f}"
-
-
 def change(
     metric: str,
     latest: float | None,
@@ -220,16 +195,16 @@ def change(
     delta = latest - previous
     if abs(delta) < 1e-12:
         return "0", "unchanged"
-    if metric in gates.FRACTION_METRICS:
+    if metric in FRACTION_METRICS:
         text = f"{100 * delta:+.1f} pp"
     elif previous != 0:
         text = f"{100 * delta / abs(previous):+.1f}%"
     else:
         text = f"{delta:+.2f}"
-    better = gates.direction(metric, lower, higher)
+    better = direction(metric, lower, higher)
     if better is None:
         return text, ""
-    return text, "better" if (delta > 0) == (better == gates.HIGHER) else "worse"
+    return text, "better" if (delta > 0) == (better == HIGHER) else "worse"
 
 
 def shown_metrics(runs: Sequence[RunRecord]) -> list[str]:
@@ -240,7 +215,7 @@ def shown_metrics(runs: Sequence[RunRecord]) -> list[str]:
         for name, value in run.metrics.items()
         if value is not None and not name.startswith(HIDDEN_PREFIXES)
     }
-    ordered = [m for m in DEFAULT_METRICS if m in present]
+    ordered = [m for m in DISPLAY_ORDER if m in present]
     return ordered + sorted(present - set(ordered))
 
 
@@ -386,7 +361,9 @@ def render_text(comparison: Comparison, color: bool = False) -> list[str]:
     )
     lines.append(DASHES)
     for metric in metrics:
-        cells = "".join(f"{fmt(metric, r.metrics.get(metric)):>{COLUMN_WIDTH + 1}}" for r in c.runs)
+        cells = "".join(
+            f"{format_value(metric, r.metrics.get(metric)):>{COLUMN_WIDTH + 1}}" for r in c.runs
+        )
         lines.append(f"{metric:<{NAME_WIDTH}}{cells}")
     lines += _latest_vs_previous_text(c, color)
     if len({r.mode for r in c.runs}) > 1 or c.mode:
@@ -420,8 +397,8 @@ def _latest_vs_previous_text(c: Comparison, color: bool) -> list[str]:
             else ("n/a" if word == "n/a" else "unchanged")
         )
         lines.append(
-            f"{metric:<{NAME_WIDTH}}{fmt(metric, c.latest.metrics.get(metric)):<12}"
-            f"{fmt(metric, c.previous.metrics.get(metric)):<12}{_paint(cell, word, color)}"
+            f"{metric:<{NAME_WIDTH}}{format_value(metric, c.latest.metrics.get(metric)):<12}"
+            f"{format_value(metric, c.previous.metrics.get(metric)):<12}{_paint(cell, word, color)}"
         )
     return lines
 
@@ -438,7 +415,7 @@ def _modes_text(c: Comparison, metrics: Sequence[str]) -> list[str]:
     lines.append(DASHES)
     for metric in metrics:
         cells = "".join(
-            f"{fmt(metric, means[metric]):>{w}}"
+            f"{format_value(metric, means[metric]):>{w}}"
             for (_, _, means), w in zip(groups, widths, strict=True)
         )
         lines.append(f"{metric:<{NAME_WIDTH}}{cells}")
@@ -483,7 +460,8 @@ def _tests_text(c: Comparison, color: bool) -> list[str]:
     lines.append(DASHES)
     for t in tests:
         lines.append(
-            f"{t.rate:<{NAME_WIDTH}}{fmt(t.rate, t.before):<10}{fmt(t.rate, t.after):<10}"
+            f"{t.rate:<{NAME_WIDTH}}{format_value(t.rate, t.before):<10}"
+            f"{format_value(t.rate, t.after):<10}"
             f"{t.pairs:>5}{t.pass_to_fail:>12}{t.fail_to_pass:>12}{t.p_text:>9}  "
             + _paint(t.verdict, t.verdict, color)
         )
@@ -528,7 +506,7 @@ def render_markdown(
         ]
     if "metrics" in wanted:
         header = ["Metric", *(f"#{i} {r.mode}" for i, r in enumerate(c.runs, 1))]
-        rows = [[m, *(fmt(m, r.metrics.get(m)) for r in c.runs)] for m in metrics]
+        rows = [[m, *(format_value(m, r.metrics.get(m)) for r in c.runs)] for m in metrics]
         out += [f"{level} Metrics", "", *markdown_table(header, rows), ""]
     if "latest" in wanted:
         out += [f"{level} {c.heading}", ""]
@@ -546,7 +524,12 @@ def render_markdown(
                     else (f"{text} {_MARKS.get(word, word)}".strip())
                 )
                 rows.append(
-                    [m, fmt(m, c.latest.metrics.get(m)), fmt(m, c.previous.metrics.get(m)), shown]
+                    [
+                        m,
+                        format_value(m, c.latest.metrics.get(m)),
+                        format_value(m, c.previous.metrics.get(m)),
+                        shown,
+                    ]
                 )
             out += [
                 f"{latest_title}: `{c.latest.name}` ({markdown_cell(c.latest.ref)}); "
@@ -558,7 +541,7 @@ def render_markdown(
     if "modes" in wanted and (len({r.mode for r in c.runs}) > 1 or c.mode):
         groups = mode_means(c.runs, metrics)
         header = ["Metric", *(f"{mode} ({n} run{'s' * (n != 1)})" for mode, n, _ in groups)]
-        rows = [[m, *(fmt(m, means[m]) for _, _, means in groups)] for m in metrics]
+        rows = [[m, *(format_value(m, means[m]) for _, _, means in groups)] for m in metrics]
         out += [f"{level} Mean by mode", "", *markdown_table(header, rows), ""]
     if "apps" in wanted:
         out += [f"{level} Apps: {latest_title.lower()} vs {previous_title.lower()}", ""]
@@ -589,8 +572,8 @@ def render_markdown(
         rows = [
             [
                 t.rate,
-                fmt(t.rate, t.before),
-                fmt(t.rate, t.after),
+                format_value(t.rate, t.before),
+                format_value(t.rate, t.after),
                 str(t.pairs),
                 str(t.pass_to_fail),
                 str(t.fail_to_pass),

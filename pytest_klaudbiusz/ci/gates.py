@@ -14,7 +14,7 @@ Rules that compare with a baseline also get a ``baseline_overlap`` rule: at leas
 the evaluated apps must have been evaluated in the baseline too, so that a baseline of
 other apps fails the gate instead of letting it pass by comparing nothing.
 
-The direction of every known summary metric lives in ``METRIC_DIRECTIONS``. Pure: no
+The direction of every known summary metric is in ``results.metrics``. Pure: no
 pytest, no mlflow; the verdict is plain JSON (the report's top-level ``gate`` key).
 """
 
@@ -23,49 +23,22 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_klaudbiusz.results.model import CHECKS, QUALITY_CHECKS, RATES
-
-HIGHER = "higher"
-LOWER = "lower"
-
-#: Whether a bigger value of each known summary metric is better or worse.
-METRIC_DIRECTIONS: dict[str, str] = {
-    **dict.fromkeys(RATES.values(), HIGHER),
-    "overall_quality_score": HIGHER,
-    "avg_local_runability_score": HIGHER,
-    "avg_deployability_score": HIGHER,
-    "avg_appeval_100": HIGHER,
-    "avg_test_coverage_pct": HIGHER,
-    "total_apps": HIGHER,
-    "evaluated": HIGHER,
-    "apps_with_generation_metrics": HIGHER,
-    "apps_per_dollar": HIGHER,
-    "avg_total_loc": HIGHER,
-    "infra_errors": LOWER,
-    "not_run": LOWER,
-    "reused": LOWER,  # results taken from the cache or the last report: a staler evaluation
-    "generation_cost_usd": LOWER,
-    "avg_cost_per_app_usd": LOWER,
-    "cost_per_passing_app_usd": LOWER,
-    "total_input_tokens": LOWER,
-    "total_output_tokens": LOWER,
-    "total_cache_read_tokens": LOWER,
-    "total_cache_creation_tokens": LOWER,
-    "avg_generation_time_sec": LOWER,
-    "avg_input_tokens_per_app": LOWER,
-    "avg_output_tokens_per_app": LOWER,
-    "avg_turns_per_app": LOWER,
-    "avg_build_time_sec": LOWER,
-    "avg_startup_time_sec": LOWER,
-    "avg_evaluation_time_sec": LOWER,
-}
-
-#: Metrics that are fractions in 0-1 (shown as percentages, limits must be in 0-1).
-FRACTION_METRICS = frozenset({*RATES.values(), "overall_quality_score"})
+from pytest_klaudbiusz.results.markdown import markdown_cell, markdown_table
+from pytest_klaudbiusz.results.metrics import (
+    CHECKS,
+    FRACTION_METRICS,
+    HIGHER,
+    METRIC_DIRECTIONS,
+    QUALITY_CHECKS,
+    RATES,
+    direction,
+    format_amount,
+    format_value,
+)
 
 #: The per-app checks behind a summary metric: the apps that explain its value.
 METRIC_CHECKS: dict[str, tuple[str, ...]] = {
@@ -73,8 +46,6 @@ METRIC_CHECKS: dict[str, tuple[str, ...]] = {
     "overall_quality_score": QUALITY_CHECKS,
 }
 
-#: Custom metrics recorded by a suite reach the summary as ``avg_<name>``.
-CUSTOM_METRIC = re.compile(r"avg_[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 FAIL_UNDER = "fail_under"
@@ -107,39 +78,6 @@ _EPSILON = 1e-9  # float noise: 0.9 - 0.85 is 0.05000000000000004
 
 class GateError(ValueError):
     """A gate that cannot be checked as written; the message is one line saying what to fix."""
-
-
-def direction(metric: str, lower: Iterable[str] = (), higher: Iterable[str] = ()) -> str | None:
-    """``HIGHER`` or ``LOWER`` is better, or ``None`` for a metric nobody knows."""
-    if metric in set(higher):
-        return HIGHER
-    if metric in set(lower):
-        return LOWER
-    if metric in METRIC_DIRECTIONS:
-        return METRIC_DIRECTIONS[metric]
-    if CUSTOM_METRIC.fullmatch(metric):
-        return HIGHER
-    return None
-
-
-def format_value(metric: str | None, value: float | None) -> str:
-    """A metric value as people read it: rates in percent, "n/a" when missing."""
-    if value is None:
-        return "n/a"
-    if metric in FRACTION_METRICS:
-        return f"{100 * value:.1f}%"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.3f}".rstrip("0").rstrip(".")
-
-
-def format_amount(metric: str | None, amount: float | None) -> str:
-    """A difference of a metric: percentage points for rates."""
-    if amount is None:
-        return "n/a"
-    if metric in FRACTION_METRICS:
-        return f"{100 * amount:.1f} pp"
-    return format_value(None, amount)
 
 
 @dataclass(frozen=True)
@@ -682,10 +620,6 @@ def _baseline_text(base: Mapping[str, Any]) -> str:
     return f"{what} {base['run_id']} ({base['run_name']})"
 
 
-def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def markdown_lines(gate: Mapping[str, Any], level: str = "##") -> list[str]:
     """The gate as a Markdown section (for EVALUATION_REPORT.md and CI summaries)."""
     if gate["verdict"] == ERROR:
@@ -700,18 +634,18 @@ def markdown_lines(gate: Mapping[str, Any], level: str = "##") -> list[str]:
         lines += ["Informational: the gate does not decide the exit status.", ""]
     base = gate.get("baseline")
     if base:
-        lines += [f"Baseline: {_cell(_baseline_text(base))}.", ""]
-    lines += ["| Rule | Result | Measured | Limit | Apps |", "|---|---|---|---|---|"]
+        lines += [f"Baseline: {markdown_cell(_baseline_text(base))}.", ""]
+    rows = []
     for rule in gate["rules"]:
         measured, limit = _rule_values(rule)
         if rule["note"]:
             measured += f" ({rule['note']})"
         apps = _apps_text(rule["apps"]) if rule["passed"] is False else ""
-        cells = (rule["rule"], _status(rule), measured, limit, apps or "-")
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        rows.append((rule["rule"], _status(rule), measured, limit, apps or "-"))
+    lines += markdown_table(("Rule", "Result", "Measured", "Limit", "Apps"), rows)
     moves = gate.get("moved_apps")
     if moves:
-        lines += ["", _cell(moves_line(moves)) + "."]
+        lines += ["", markdown_cell(moves_line(moves)) + "."]
     return lines
 
 

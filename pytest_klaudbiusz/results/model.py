@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pytest_klaudbiusz.results.metrics import CHECKS
+
 SCHEMA_VERSION = 1
 
 #: Stages in the order they run; ``data`` is the connectivity check.
@@ -25,30 +27,6 @@ DEFAULT_TIMEOUTS = {
     "test": 300.0,
     "request": 10.0,
 }
-
-#: Per-app boolean checks; ``False`` fails the app's pytest case, ``None`` means
-#: "not applicable" (no types to check, no data endpoints) and fails nothing.
-CHECKS = (
-    "build_success",
-    "runtime_success",
-    "type_safety",
-    "tests_pass",
-    "databricks_connectivity",
-    "data_returned",
-)
-
-#: Summary rate name for each check.
-RATES = {
-    "build_success": "build_success_rate",
-    "runtime_success": "runtime_success_rate",
-    "type_safety": "type_safety_rate",
-    "tests_pass": "tests_pass_rate",
-    "databricks_connectivity": "databricks_connectivity_rate",
-    "data_returned": "data_returned_rate",
-}
-
-#: The checks whose rates make up ``overall_quality_score``.
-QUALITY_CHECKS = ("build_success", "runtime_success", "tests_pass", "databricks_connectivity")
 
 
 class Outcome(StrEnum):

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.ci.quality import REPORT_FILE
+from pytest_klaudbiusz.results.report import REPORT_FILE
 from pytest_klaudbiusz.scale.scheduling import (
     COLLECTED,
     LONGEST_FIRST,

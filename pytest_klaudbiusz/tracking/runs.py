@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
-from pytest_klaudbiusz.results.model import CHECKS
+from pytest_klaudbiusz.results.metrics import GENERATION_KEYS, TABLE_METRICS
+from pytest_klaudbiusz.results.report import EvaluationReport
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -47,19 +48,6 @@ DATABRICKS_TIMEOUT_SEC = 5.0  # a Databricks host must answer HTTP within this
 
 #: SQLAlchemy store schemes MLflow accepts (a driver may follow: ``postgresql+psycopg2``).
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-
-TABLE_METRICS = (
-    *CHECKS,
-    "local_runability_score",
-    "deployability_score",
-    "test_coverage_pct",
-    "total_loc",
-    "has_tests",
-    "build_time_sec",
-    "startup_time_sec",
-    "appeval_100",
-)
-TABLE_GENERATION = ("cost_usd", "input_tokens", "output_tokens", "turns")
 
 _ADVICE = (
     "check the server and --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
@@ -432,7 +420,7 @@ def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
     """One row per app, as columns (the shape ``MlflowClient.log_table`` takes): its checks
     and scores, its generation cost and its custom metrics (``custom_<name>`` where the
     name is taken), so runs can be compared app by app."""
-    fixed = ("app_name", "template_type", "status", *TABLE_METRICS, *TABLE_GENERATION)
+    fixed = ("app_name", "template_type", "status", *TABLE_METRICS, *GENERATION_KEYS)
     custom = sorted({name for app in report["apps"] for name in app.get("custom_metrics") or {}})
     custom_columns = {name: f"custom_{name}" if name in fixed else name for name in custom}
     rows = [
@@ -441,7 +429,7 @@ def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
             "template_type": app["template_type"],
             "status": str(app["status"]),
             **{name: app["metrics"].get(name) for name in TABLE_METRICS},
-            **{name: (app.get("generation_metrics") or {}).get(name) for name in TABLE_GENERATION},
+            **{name: (app.get("generation_metrics") or {}).get(name) for name in GENERATION_KEYS},
             **{
                 column: (app.get("custom_metrics") or {}).get(name)
                 for name, column in custom_columns.items()
@@ -455,7 +443,7 @@ def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
 
 
 def log_report(
-    report: dict[str, Any],
+    report: EvaluationReport,
     files: Sequence[Path],
     uri: str,
     experiment: str,
