@@ -126,12 +126,21 @@ class Conclusion:
             text = f"MLflow tracking failed: {self.tracking_error} -- the reports are kept; {later}"
             lines.append((text, "yellow"))
         elif store is not None and self.report and self.report["run"].get("mlflow_run_id"):
-            ui = (
-                f"mlflow ui --backend-store-uri {store.uri}"
-                if store.uri.startswith("sqlite")
-                else store.shown
-            )
-            lines.append((f"MLflow experiment {store.experiment}; open it with: {ui}", None))
+            lines.append((_where_tracked(store), None))
         elif not self.settings.tracking:
             lines.append(("MLflow tracking off (--klaud-no-tracking)", None))
         return lines
+
+
+def _where_tracked(store: TrackingStore) -> str:
+    """The experiment, where its files went (a local store) and how to open it."""
+    from pytest_klaudbiusz.tracking.runs import sqlite_file
+
+    db = sqlite_file(store.uri)
+    if db is None:
+        return f"MLflow experiment {store.experiment}; open it with: {store.shown}"
+    files = db.resolve().parent / "mlruns"
+    return (
+        f"MLflow experiment {store.experiment}; open it with: mlflow ui --backend-store-uri"
+        f" {store.uri} (the run's files are in {files})"
+    )

@@ -17,7 +17,8 @@ from pytest_klaudbiusz import __version__
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci.quality_control import QualityControl
 from pytest_klaudbiusz.conclusion import Conclusion
-from pytest_klaudbiusz.inbox import EvaluationSession, git_revision
+from pytest_klaudbiusz.git import git_revision
+from pytest_klaudbiusz.inbox import EvaluationSession
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.results.report import EvaluationReport, utc_timestamp
 from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings

@@ -12,7 +12,7 @@ import signal
 import threading
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,7 +22,7 @@ from pytest_klaudbiusz.ci import compare_command
 from pytest_klaudbiusz.ci import options as ci_options
 from pytest_klaudbiusz.controller import EvaluationController
 from pytest_klaudbiusz.klaud_app import KlaudApp
-from pytest_klaudbiusz.options import UPLOAD_OUTBOX, read_settings
+from pytest_klaudbiusz.options import UPLOAD_OUTBOX, OptionReader, read_settings
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.scale import ordering, sharding
 from pytest_klaudbiusz.settings import (
@@ -42,6 +42,7 @@ EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
 APP_KEY = pytest.StashKey[KlaudApp]()
 REUSE_KEY = pytest.StashKey["ResultReuse | None"]()
 NO_APPS_DIR_KEY = pytest.StashKey[str]()
+APPS_FOLDERS_KEY = pytest.StashKey[tuple[Path, ...]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -155,6 +156,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
+    config.stash[APPS_FOLDERS_KEY] = _apps_folders(config, settings)
     config.stash[EVALUATED_KEY] = {}
     if settings.apps_dir is not None:
         _stop_on_sigterm(config)
@@ -184,15 +186,22 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
     config.add_cleanup(restore)
 
 
+def _apps_folders(config: pytest.Config, settings: Settings) -> tuple[Path, ...]:
+    """The apps folder evaluated, and the ini file's one when an option chose another."""
+    ini = config.getini("klaud_apps")
+    configured = OptionReader(config).ini_path(str(ini)) if ini else None
+    return tuple(p for p in {settings.apps_dir, configured} if p is not None)
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The apps are data, not tests: never collect the test files inside them."""
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if settings and settings.apps_dir:
-        apps_dir = settings.apps_dir  # resolved: compare the resolved path too (symlinks)
-        if collection_path.is_relative_to(apps_dir) or collection_path.resolve().is_relative_to(
-            apps_dir
-        ):
-            return True
+    """The apps are data, not tests: never collect the test files inside them (nor in
+    the ini file's apps folder when ``--klaud-apps`` evaluates another)."""
+    folders = config.stash.get(APPS_FOLDERS_KEY, ())  # resolved: compare resolved paths too
+    if any(
+        collection_path.is_relative_to(folder) or collection_path.resolve().is_relative_to(folder)
+        for folder in folders
+    ):
+        return True
     return None
 
 
@@ -213,9 +222,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("klaud_app", apps, ids=[a.name for a in apps], indirect=True)
 
 
+class _DefaultCase(pytest.Module):
+    """``default_case.py``, collected as if it were a test file of the rootdir."""
+
+    def _getobj(self) -> Any:
+        from pytest_klaudbiusz import default_case
+
+        return default_case
+
+
 @pytest.hookimpl(tryfirst=True)  # before -k deselects
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``-k`` matches an app's folder name as written, not only its escaped test id."""
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """With an apps folder and nothing collected (no test file here), the apps are
+    evaluated by the plugin's own case; ``-k`` matches an app's folder name as written,
+    not only its escaped test id."""
+    settings = session.config.stash.get(SETTINGS_KEY, None)
+    if not items and not session.testsfailed and settings and settings.apps_dir is not None:
+        default = _DefaultCase.from_parent(session, path=session.config.rootpath / "klaudbiusz")
+        items.extend(item for item in session.genitems(default) if isinstance(item, pytest.Item))
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and isinstance(callspec.params.get("klaud_app"), Path):

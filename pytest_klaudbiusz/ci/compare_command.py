@@ -22,7 +22,6 @@ from pytest_klaudbiusz.ci.step_summary import STEP_SUMMARY, publish_markdown
 from pytest_klaudbiusz.options import OptionReader
 from pytest_klaudbiusz.results.report import REPORT_FILE
 from pytest_klaudbiusz.settings import SettingsError
-from pytest_klaudbiusz.tracking.runs import display_uri
 
 if TYPE_CHECKING:
     from pytest_klaudbiusz.ci import compare
@@ -86,14 +85,11 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
     pair = config.getoption("klaud_compare_runs")
     if pair:
         needs_store = not all(is_report_file(config, ref) for ref in pair)
-        history = open_history(configured_store(config)) if needs_store else None
+        store = configured_store(config) if needs_store else None
+        history = open_history(store) if store else None
         before, before_report, note_a = _side(pair[0], config, history)
         after, after_report, note_b = _side(pair[1], config, history)
-        where = (
-            f"experiment {history.experiment} at {display_uri(history.uri)}"
-            if history
-            else "report files"
-        )
+        where = f"experiment {store.experiment} at {store.shown}" if store else "report files"
         notes = [n for n in (note_a, note_b) if n]
         return compare.Comparison(
             runs=[after, before],

@@ -23,7 +23,7 @@ from pytest_klaudbiusz.ci.options import DEFAULT_TREND_RUNS, gate_config
 from pytest_klaudbiusz.ci.sources import configured_store, load, open_history, report_path
 from pytest_klaudbiusz.ci.step_summary import STEP_SUMMARY, evaluation_markdown, publish_markdown
 from pytest_klaudbiusz.options import OptionReader
-from pytest_klaudbiusz.results.trend import TREND_FILE
+from pytest_klaudbiusz.results.report import TREND_FILE
 from pytest_klaudbiusz.settings import SettingsError
 
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
@@ -105,7 +105,7 @@ class QualityControl:
         )
 
     def _previous(self, history: History) -> compare.RunRecord:
-        from pytest_klaudbiusz.inbox import git_revision
+        from pytest_klaudbiusz.git import git_revision
         from pytest_klaudbiusz.tracking.runs import display_uri
 
         assert self.gate is not None

@@ -28,6 +28,8 @@ FILE_NAMES = {
     "markdown": "EVALUATION_REPORT.md",
     "csv": "evaluation_report.csv",
 }
+#: The trend chart beside the report (its ``trend["image"]``).
+TREND_FILE = "trend.png"
 REPORT_KEYS = ("schema_version", "run", "summary", "counts", "apps")
 
 

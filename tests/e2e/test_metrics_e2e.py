@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_plugin import NO_TRACKING, make_app, make_suite, read_report, run
+from helpers import NO_TRACKING, REPO, make_app, make_suite, read_report, run
 
 from pytest_klaudbiusz.apps import scoring
 from pytest_klaudbiusz.apps.plan import discover_apps
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
     from conftest import MlflowServer
 
-REPO = Path(__file__).resolve().parents[1]
 SUBPROCESS_TIMEOUT = 300
 REPORT_FILES = {"evaluation_report.json", "EVALUATION_REPORT.md", "evaluation_report.csv"}
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report import sample
-from test_tracking import subprocess_env
+from helpers import sample, subprocess_env
 
 from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.dataset import app_digests, combine_digests, corpus_digest

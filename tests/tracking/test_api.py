@@ -27,7 +27,6 @@ from pytest_klaudbiusz.tracking.runs import configure_mlflow_environment
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
 STARTED, FINISHED = "2026-11-26T06:10:12Z", "2026-11-26T06:14:40Z"
 EXPERIMENT = "/Shared/api-tests"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import make_app, make_suite, read_report, run
 from mlflow.tracking import MlflowClient
 from mlflow_proxy import CountingProxy
-from test_plugin import make_app, make_suite, read_report, run
 
 from conftest import MlflowServer
 from pytest_klaudbiusz.tracking.outbox import ENTRY_FILE, Outbox

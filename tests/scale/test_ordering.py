@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_plugin import NO_TRACKING, make_app, make_suite, read_report, run
+from helpers import NO_TRACKING, make_app, make_suite, read_report, run
 
 NO_CACHE = ("-p", "no:cacheprovider")
 

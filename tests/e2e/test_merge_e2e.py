@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_plugin import NO_TRACKING, make_app, make_suite, read_report, run
-from test_plugin_xdist import assert_same_report
+from helpers import NO_TRACKING, assert_same_report, make_app, make_suite, read_report, run
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plugin import (
+from helpers import (
     INI,
     NO_TRACKING,
     TEST_FILE,

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.results.dataset import DIGEST_CHARS, corpus_digest, dataset_info
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_corpus(root: Path) -> Path:

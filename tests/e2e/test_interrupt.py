@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import NO_TRACKING, make_app, make_suite, read_report
 from mlflow.tracking import MlflowClient
-from test_plugin import NO_TRACKING, make_app, make_suite, read_report
 
 WAIT_SEC = 120
 

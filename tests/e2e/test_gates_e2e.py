@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_plugin import INI, SUBPROCESS_TIMEOUT, TEST_FILE, read_report, run
+from helpers import INI, SUBPROCESS_TIMEOUT, TEST_FILE, read_report, run
 
 pytestmark = pytest.mark.e2e
 

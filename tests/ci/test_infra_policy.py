@@ -4,7 +4,7 @@ even when a quality gate passes; ``--klaud-allow-infra-errors N`` tolerates up t
 from __future__ import annotations
 
 import pytest
-from test_plugin import NO_TRACKING, make_app, make_suite, path_without_npm, read_report, run
+from helpers import NO_TRACKING, make_app, make_suite, path_without_npm, read_report, run
 
 INFRA_MESSAGE = (
     "ERROR: 1 infrastructure error(s) (needs-npm), more than the {allowed} allowed: the harness"

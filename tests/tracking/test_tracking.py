@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from helpers import subprocess_env
 from mlflow_proxy import CountingProxy
 
 from pytest_klaudbiusz.results.aggregate import build_report
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
     from conftest import MlflowServer
 
-ROOT = Path(__file__).resolve().parents[1]
 STARTED, FINISHED = "2026-11-26T06:10:12Z", "2026-11-26T06:14:40Z"
 REPORT_FILES = ("evaluation_report.json", "EVALUATION_REPORT.md", "evaluation_report.csv")
 UNREACHABLE_ADVICE = (
@@ -114,11 +113,6 @@ def write_files(report: dict[str, Any], folder: Path) -> list[Path]:
 
 def epoch_ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp()) * 1000
-
-
-def subprocess_env() -> dict[str, str]:
-    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
 # --- pure resolution ------------------------------------------------------------------

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from pathlib import Path
-from typing import Any
 
 import pytest
-from test_plugin import (
+from helpers import (
     NO_TRACKING,
+    REPO,
     apps_by_name,
+    assert_same_report,
     checks,
     make_app,
     make_suite,
@@ -23,46 +23,6 @@ from test_plugin import (
     read_report,
     run,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-
-#: Values that legitimately differ between two runs of the same apps.
-VOLATILE_METRICS = ("build_time_sec", "startup_time_sec")
-VOLATILE_DETAILS = ("port", "startup_time_sec")
-VOLATILE_STAGE_KEYS = ("duration_sec", "log_tail")
-VOLATILE_SUMMARY = ("avg_build_time_sec", "avg_startup_time_sec")
-
-
-def comparable(report: dict[str, Any]) -> dict[str, Any]:
-    """The report without timings, ports and timestamps (present-or-absent is kept)."""
-
-    def app(entry: dict[str, Any]) -> dict[str, Any]:
-        metrics = {
-            k: (v is None if k in VOLATILE_METRICS else v) for k, v in entry["metrics"].items()
-        }
-        details = {k: v for k, v in entry["details"].items() if k not in VOLATILE_DETAILS}
-        stages = [
-            {k: v for k, v in stage.items() if k not in VOLATILE_STAGE_KEYS}
-            for stage in entry["stages"]
-        ]
-        return {**entry, "metrics": metrics, "details": details, "stages": stages}
-
-    summary = {k: (v is None if k in VOLATILE_SUMMARY else v) for k, v in report["summary"].items()}
-    return {
-        "schema_version": report["schema_version"],
-        "summary": summary,
-        "counts": report["counts"],
-        "apps": [app(entry) for entry in report["apps"]],
-        "mode": report["run"]["mode"],
-    }
-
-
-def assert_same_report(serial: dict[str, Any], parallel: dict[str, Any]) -> None:
-    left, right = comparable(serial), comparable(parallel)
-    assert [a["app_name"] for a in left["apps"]] == [a["app_name"] for a in right["apps"]]
-    for one, other in zip(left["apps"], right["apps"], strict=True):
-        assert one == other, one["app_name"]
-    assert left == right
 
 
 def test_xdist_report_equals_the_serial_one_app_by_app(pytester: pytest.Pytester) -> None:

@@ -4,61 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 import pytest
+from helpers import app, metrics, sample
 
 from pytest_klaudbiusz.results.aggregate import apps_of, build_report, check_counts, summarize
 from pytest_klaudbiusz.results.metrics import CHECKS, RATES
-from pytest_klaudbiusz.results.model import SCHEMA_VERSION, AppResult, AppStatus
-
-
-def metrics(**values: Any) -> dict[str, Any]:
-    base = {
-        "build_success": True,
-        "runtime_success": True,
-        "type_safety": None,
-        "tests_pass": True,
-        "databricks_connectivity": True,
-        "data_returned": True,
-        "local_runability_score": 5,
-        "deployability_score": 5,
-        "appeval_100": 100.0,
-        "build_time_sec": 10.0,
-        "startup_time_sec": 2.0,
-        "test_coverage_pct": None,
-    }
-    return {**base, **values}
-
-
-def app(name: str, status: AppStatus = AppStatus.EVALUATED, **kwargs: Any) -> AppResult:
-    return AppResult(name, f"apps/{name}", status=status, **kwargs)
-
-
-def sample() -> list[AppResult]:
-    return [
-        app("charlie", metrics=metrics(databricks_connectivity=None, data_returned=None,
-                                       local_runability_score=3, build_time_sec=20.0,
-                                       startup_time_sec=None, test_coverage_pct=80.0,
-                                       appeval_100=90.0),
-            custom_metrics={"ui_score": 0.5}),
-        app("alpha", metrics=metrics(), custom_metrics={"ui_score": 1.0, "latency_ms": 120.0},
-            generation_metrics={"cost_usd": 2.0, "input_tokens": 1000, "output_tokens": 100,
-                                "turns": 10}),
-        app("bravo", metrics=metrics(build_success=False, runtime_success=False, tests_pass=False,
-                                     databricks_connectivity=False, data_returned=None,
-                                     type_safety=True, local_runability_score=1,
-                                     deployability_score=2, appeval_100=0.5, build_time_sec=30.0,
-                                     startup_time_sec=None, test_coverage_pct=40.0),
-            generation_metrics={"cost_usd": 1.0, "input_tokens": 3000, "output_tokens": 300,
-                                "turns": 20}),
-        # never rated, whatever stale metrics they carry
-        app("delta", AppStatus.INFRA_ERROR, error="npm is not installed",
-            metrics={"build_success": False, "tests_pass": False, "appeval_100": 0.0},
-            custom_metrics={"ui_score": 0.0},
-            generation_metrics={"cost_usd": 1.0, "input_tokens": 500, "output_tokens": 50}),
-        app("echo", AppStatus.NOT_RUN, metrics={"runtime_success": False}),
-    ]  # fmt: skip
+from pytest_klaudbiusz.results.model import SCHEMA_VERSION, AppStatus
 
 
 def test_counts_and_totals() -> None:

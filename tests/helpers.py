@@ -1,0 +1,237 @@
+"""What the plugin's tests share: synthetic apps and suites, pytest runs, report
+readers and comparisons, sample results. Test modules import from here, never from
+each other."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_klaudbiusz.results.model import AppResult, AppStatus
+
+REPO = Path(__file__).resolve().parents[1]
+
+# --- synthetic apps and suites -------------------------------------------------------
+
+SUBPROCESS_TIMEOUT = 180
+
+SERVER = textwrap.dedent(
+    """\
+    import http.server, json, os
+    ROWS = json.load(open("rows.json"))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            body = json.dumps(ROWS).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    address = ("127.0.0.1", int(os.environ["PORT"]))
+    http.server.ThreadingHTTPServer(address, Handler).serve_forever()
+    """
+)
+SERVE = "python3 server.py"
+TEST_FILE = "def test_app(klaud_app):\n    klaud_app.check()\n"
+INI = "[pytest]\nklaud_apps = apps\n"
+NO_TRACKING = "--klaud-no-tracking"
+
+
+def make_app(
+    root: Path,
+    name: str,
+    *,
+    install: str = "",
+    build: str = "true",
+    typecheck: str = "",
+    start: str = SERVE,
+    test: str = "true",
+    rows: Any = ({"region": "emea", "revenue": 10},),
+    data: bool = True,
+    files: dict[str, str] | None = None,
+    manifest: str | None = None,
+) -> Path:
+    """A synthetic app under ``root/apps``; ``manifest`` replaces the generated klaud.toml."""
+    app = root / "apps" / name
+    app.mkdir(parents=True)
+    commands = {
+        "install": install,
+        "build": build,
+        "typecheck": typecheck,
+        "start": start,
+        "test": test,
+    }
+    lines = ["[commands]", *(f"{k} = {json.dumps(v)}" for k, v in commands.items())]
+    lines += ["[runtime]", "ready_timeout = 10"]
+    if data:
+        lines += ["[[data]]", 'method = "GET"', 'path = "/api/rows"']
+    (app / "klaud.toml").write_text(
+        manifest if manifest is not None else "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    if start == SERVE:
+        (app / "server.py").write_text(SERVER, encoding="utf-8")
+        (app / "rows.json").write_text(json.dumps(list(rows)), encoding="utf-8")
+    for rel, text in (files or {}).items():
+        path = app / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return app
+
+
+def path_without_npm(root: Path) -> str:
+    """A PATH with python3 only: an app that calls npm meets a machine without it."""
+    folder = root / "bin-python-only"
+    folder.mkdir()
+    (folder / "python3").symlink_to(Path(sys.executable).resolve())  # not a shell shim
+    return str(folder)
+
+
+def make_suite(pytester: pytest.Pytester, test_file: str = TEST_FILE) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_evals=test_file)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(*args, timeout=SUBPROCESS_TIMEOUT)
+
+
+def read_report(folder: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(
+        (folder / "evaluation_report.json").read_text(encoding="utf-8")
+    )
+    return report
+
+
+def apps_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {app["app_name"]: app for app in report["apps"]}
+
+
+CHECK_NAMES = (
+    "build_success",
+    "runtime_success",
+    "type_safety",
+    "tests_pass",
+    "databricks_connectivity",
+    "data_returned",
+)
+
+
+def checks(app: dict[str, Any]) -> dict[str, bool | None]:
+    return {name: app["metrics"][name] for name in CHECK_NAMES}
+
+
+def outcomes(app: dict[str, Any]) -> dict[str, str]:
+    return {stage["name"]: stage["outcome"] for stage in app["stages"]}
+
+
+# --- comparing reports -----------------------------------------------------------------
+
+#: Values that legitimately differ between two runs of the same apps.
+VOLATILE_METRICS = ("build_time_sec", "startup_time_sec")
+VOLATILE_DETAILS = ("port", "startup_time_sec")
+VOLATILE_STAGE_KEYS = ("duration_sec", "log_tail")
+VOLATILE_SUMMARY = ("avg_build_time_sec", "avg_startup_time_sec")
+
+
+def comparable(report: dict[str, Any]) -> dict[str, Any]:
+    """The report without timings, ports and timestamps (present-or-absent is kept)."""
+
+    def app(entry: dict[str, Any]) -> dict[str, Any]:
+        metrics = {
+            k: (v is None if k in VOLATILE_METRICS else v) for k, v in entry["metrics"].items()
+        }
+        details = {k: v for k, v in entry["details"].items() if k not in VOLATILE_DETAILS}
+        stages = [
+            {k: v for k, v in stage.items() if k not in VOLATILE_STAGE_KEYS}
+            for stage in entry["stages"]
+        ]
+        return {**entry, "metrics": metrics, "details": details, "stages": stages}
+
+    summary = {k: (v is None if k in VOLATILE_SUMMARY else v) for k, v in report["summary"].items()}
+    return {
+        "schema_version": report["schema_version"],
+        "summary": summary,
+        "counts": report["counts"],
+        "apps": [app(entry) for entry in report["apps"]],
+        "mode": report["run"]["mode"],
+    }
+
+
+def assert_same_report(serial: dict[str, Any], parallel: dict[str, Any]) -> None:
+    left, right = comparable(serial), comparable(parallel)
+    assert [a["app_name"] for a in left["apps"]] == [a["app_name"] for a in right["apps"]]
+    for one, other in zip(left["apps"], right["apps"], strict=True):
+        assert one == other, one["app_name"]
+    assert left == right
+
+
+def subprocess_env() -> dict[str, str]:
+    paths = [str(REPO), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+# --- sample results ------------------------------------------------------------------
+
+
+def metrics(**values: Any) -> dict[str, Any]:
+    base = {
+        "build_success": True,
+        "runtime_success": True,
+        "type_safety": None,
+        "tests_pass": True,
+        "databricks_connectivity": True,
+        "data_returned": True,
+        "local_runability_score": 5,
+        "deployability_score": 5,
+        "appeval_100": 100.0,
+        "build_time_sec": 10.0,
+        "startup_time_sec": 2.0,
+        "test_coverage_pct": None,
+    }
+    return {**base, **values}
+
+
+def app(name: str, status: AppStatus = AppStatus.EVALUATED, **kwargs: Any) -> AppResult:
+    return AppResult(name, f"apps/{name}", status=status, **kwargs)
+
+
+def sample() -> list[AppResult]:
+    return [
+        app("charlie", metrics=metrics(databricks_connectivity=None, data_returned=None,
+                                       local_runability_score=3, build_time_sec=20.0,
+                                       startup_time_sec=None, test_coverage_pct=80.0,
+                                       appeval_100=90.0),
+            custom_metrics={"ui_score": 0.5}),
+        app("alpha", metrics=metrics(), custom_metrics={"ui_score": 1.0, "latency_ms": 120.0},
+            generation_metrics={"cost_usd": 2.0, "input_tokens": 1000, "output_tokens": 100,
+                                "turns": 10}),
+        app("bravo", metrics=metrics(build_success=False, runtime_success=False, tests_pass=False,
+                                     databricks_connectivity=False, data_returned=None,
+                                     type_safety=True, local_runability_score=1,
+                                     deployability_score=2, appeval_100=0.5, build_time_sec=30.0,
+                                     startup_time_sec=None, test_coverage_pct=40.0),
+            generation_metrics={"cost_usd": 1.0, "input_tokens": 3000, "output_tokens": 300,
+                                "turns": 20}),
+        # never rated, whatever stale metrics they carry
+        app("delta", AppStatus.INFRA_ERROR, error="npm is not installed",
+            metrics={"build_success": False, "tests_pass": False, "appeval_100": 0.0},
+            custom_metrics={"ui_score": 0.0},
+            generation_metrics={"cost_usd": 1.0, "input_tokens": 500, "output_tokens": 50}),
+        app("echo", AppStatus.NOT_RUN, metrics={"runtime_success": False}),
+    ]  # fmt: skip
