@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_klaudbiusz.results.report import REPORT_FILE
+
 if TYPE_CHECKING:
     from pytest_klaudbiusz.ci.quality_control import QualityControl
     from pytest_klaudbiusz.results.report import EvaluationReport
@@ -44,6 +46,7 @@ class Conclusion:
         self.tracking_error: str | None = None
         self.outbox_entry: OutboxEntry | None = None
         self.outbox_lines: list[str] = []
+        self.replaced_mode: str | None = None  # the mode of the reports written over
 
     def conclude(self, report: EvaluationReport) -> None:
         """Summary hook, gate and trend, report files, then the MLflow run."""
@@ -53,6 +56,7 @@ class Conclusion:
         self.hook_problems = call_summary_hook(self.config, report)  # the suite's metrics
         self.quality.before_reports(report, self.store)  # gate verdict, trend
         self.report = report
+        self.replaced_mode = _mode_of(self.settings.report_dir / REPORT_FILE)
         try:
             self.paths = write_reports(report, self.settings.report_dir)
         except OSError as exc:  # checked at start; the disk can still fill up
@@ -114,6 +118,16 @@ class Conclusion:
         lines: list[Line] = [(f"WARNING: {problem}", "yellow") for problem in self.hook_problems]
         if self.write_error:
             return [*lines, (f"ERROR: {self.write_error}", "red")]
+        mode = self.report["run"]["mode"] if self.report else None
+        if self.replaced_mode not in (None, mode):
+            lines.append(
+                (
+                    f"the {self.replaced_mode} reports in {self.settings.report_dir} were replaced"
+                    f" by these {mode} ones; keep each mode's with --klaud-report-dir"
+                    f" app-eval/{mode}",
+                    "yellow",
+                )
+            )
         lines += [(line, None) for line in self.outbox_lines]
         store = self.store
         if self.tracking_error:
@@ -130,6 +144,16 @@ class Conclusion:
         elif not self.settings.tracking:
             lines.append(("MLflow tracking off (--klaud-no-tracking)", None))
         return lines
+
+
+def _mode_of(report_file: Path) -> str | None:
+    """The mode of the report already in the report folder, if there is a readable one."""
+    from pytest_klaudbiusz.results.files import load_report
+
+    try:
+        return str(load_report(report_file)["run"].get("mode")) if report_file.is_file() else None
+    except ValueError:
+        return None
 
 
 def _where_tracked(store: TrackingStore) -> str:

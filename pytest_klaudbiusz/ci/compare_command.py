@@ -144,17 +144,18 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
 def compare_main(config: pytest.Config) -> int:
     """``pytest --klaud-compare``: print the comparison (and its Markdown); exit 0."""
     from pytest_klaudbiusz.ci import compare
+    from pytest_klaudbiusz.ci.comparison_report import render_markdown, render_text
 
     comparison = build_comparison(config)
     if not comparison.runs:
         scope = f" of mode {comparison.mode}" if comparison.mode else ""
         print(f"no finished klaudbiusz runs{scope} in {comparison.where}: nothing to compare")
         return 0
-    print("\n".join(compare.render_text(comparison, color=_use_color(config))))
+    print("\n".join(render_text(comparison, color=_use_color(config))))
     md_path = OptionReader(config).path("klaud_summary_md")
     if md_path is None and not os.environ.get(STEP_SUMMARY):
         return 0
-    body = compare.render_markdown(comparison)
+    body = render_markdown(comparison)
     image_lines: list[str] = []
     if md_path is not None:
         mode = comparison.mode or comparison.runs[0].mode

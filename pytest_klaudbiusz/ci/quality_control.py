@@ -337,13 +337,13 @@ class QualityControl:
         report = self.controller.report
         if report is None:
             return
-        from pytest_klaudbiusz.ci import gates
+        from pytest_klaudbiusz.ci import gate_report, gates
 
         gate = report.get("gate")
         if gate:
             passed = gate["verdict"] == gates.PASSED
-            tr.write_sep("=", gates.headline(gate), green=passed, red=not passed, bold=True)
-            for text, colour in gates.terminal_lines(gate):
+            tr.write_sep("=", gate_report.headline(gate), green=passed, red=not passed, bold=True)
+            for text, colour in gate_report.terminal_lines(gate):
                 tr.write_line(text, **({colour: True} if colour else {}))
             if gate["verdict"] != gates.ERROR:
                 if gate.get("informational"):
@@ -364,6 +364,6 @@ class QualityControl:
             tr.write_sep("=", "compared with the baseline")
             tr.write_line(f"baseline: {base.run_id or base.ref} ({base.run_name})")
             if moves is not None:
-                tr.write_line(gates.moves_line(moves.to_dict()))
+                tr.write_line(gate_report.moves_line(moves.to_dict()))
         for text, colour in self.notes:
             tr.write_line(text, **({colour: True} if colour else {}))

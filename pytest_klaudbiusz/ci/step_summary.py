@@ -44,7 +44,8 @@ def evaluation_markdown(
 ) -> str:
     """An evaluation's Markdown summary: headline rates, the gate, the comparison with its
     baseline, the trend chart (an image linked from ``chart_link``'s folder, if given)."""
-    from pytest_klaudbiusz.ci import compare, gates
+    from pytest_klaudbiusz.ci.comparison_report import render_markdown
+    from pytest_klaudbiusz.ci.gate_report import markdown_lines
 
     run, summary = report["run"], report["summary"]
     lines = [
@@ -60,9 +61,9 @@ def evaluation_markdown(
         "",
     ]
     if report.get("gate"):
-        lines += [*gates.markdown_lines(report["gate"]), ""]
+        lines += [*markdown_lines(report["gate"]), ""]
     if comparison is not None:
-        lines += compare.render_markdown(comparison, sections=("latest", "apps", "tests"))
+        lines += render_markdown(comparison, sections=("latest", "apps", "tests"))
     if trend := report.get("trend"):
         chart = report_dir / trend["image"]
         lines += ["## Trend", ""]

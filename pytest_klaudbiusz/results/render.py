@@ -17,7 +17,7 @@ from pytest_klaudbiusz.results.generation import cost_quality_markdown
 from pytest_klaudbiusz.results.markdown import markdown_table
 from pytest_klaudbiusz.results.metrics import APP_METRICS, GENERATION_KEYS, RATES, percent
 from pytest_klaudbiusz.results.model import AppResult, AppStatus, Outcome
-from pytest_klaudbiusz.results.report import FILE_NAMES, EvaluationReport
+from pytest_klaudbiusz.results.report import FILE_NAMES, REPRODUCIBILITY_FIELDS, EvaluationReport
 
 FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "test")
 
@@ -185,16 +185,10 @@ def _run(report: EvaluationReport) -> list[str]:
         for key in (
             "mode",
             "model_version",
-            "git_commit",
-            "git_branch",
-            "plugin_version",
-            "pytest_version",
-            "python_version",
-            "mlflow_version",
+            *REPRODUCIBILITY_FIELDS,
             "started_at",
             "finished_at",
             "apps_dir",
-            "command",
         )
     ]
     if dataset := run.get("dataset"):
@@ -220,7 +214,7 @@ def _quality_gate_and_trend(report: EvaluationReport) -> list[str]:
     """The quality gate's verdict and the trend chart, when the evaluation had them."""
     if not (report.get("gate") or report.get("trend")):
         return []
-    from pytest_klaudbiusz.ci.gates import quality_markdown
+    from pytest_klaudbiusz.ci.gate_report import quality_markdown
 
     return quality_markdown(report)
 

@@ -43,6 +43,18 @@ class EvaluationReport(TypedDict):
     trend: NotRequired[dict[str, Any]]  # the trend chart's data (ci/compare.py)
 
 
+#: The ``run`` fields that reproduce an evaluation: the report's Run table, MLflow tags.
+REPRODUCIBILITY_FIELDS = (
+    "git_commit",
+    "git_branch",
+    "plugin_version",
+    "pytest_version",
+    "python_version",
+    "mlflow_version",
+    "command",
+)
+
+
 def report_problem(data: object) -> str | None:
     """Why ``data`` is not an evaluation report of this schema, or None when it is one."""
     if not isinstance(data, Mapping):

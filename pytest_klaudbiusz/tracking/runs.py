@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from pytest_klaudbiusz.results.metrics import GENERATION_KEYS, TABLE_METRICS
-from pytest_klaudbiusz.results.report import EvaluationReport
+from pytest_klaudbiusz.results.report import REPRODUCIBILITY_FIELDS, EvaluationReport
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -158,18 +158,6 @@ def run_name(report: Mapping[str, Any]) -> str:
     return f"{name} shard {run['shard']}" if run.get("shard") else name
 
 
-#: What reproduces a run, from ``report["run"]``: tags, so they can change and be searched.
-REPRODUCIBILITY_TAGS = (
-    "git_commit",
-    "git_branch",
-    "plugin_version",
-    "pytest_version",
-    "python_version",
-    "mlflow_version",
-    "command",
-)
-
-
 #: The ``framework`` tag of a shard's run: a part of an evaluation is never a baseline nor
 #: one of the runs ``--klaud-compare`` shows (they search ``framework = 'klaudbiusz'``).
 SHARD_FRAMEWORK = "klaudbiusz-shard"
@@ -182,7 +170,7 @@ def run_tags(report: Mapping[str, Any]) -> dict[str, str]:
     ``SHARD_FRAMEWORK``), ``klaud_shard`` and its parent; a merge of shards has
     ``klaud_shards`` (how many). Missing values are left out."""
     run = report["run"]
-    tags = {"mode": run["mode"], **{key: run.get(key) for key in REPRODUCIBILITY_TAGS}}
+    tags = {"mode": run["mode"], **{key: run.get(key) for key in REPRODUCIBILITY_FIELDS}}
     tags["dataset_digest"] = (run.get("dataset") or {}).get("digest")
     tags[EVALUATION_ID_TAG] = run.get("evaluation_id")
     if run.get("shard"):
@@ -314,7 +302,7 @@ class MlflowTracker:
     def complete_run(self, run_id: str, report: Mapping[str, Any], files: Sequence[Path]) -> None:
         from mlflow.entities import Param, RunTag
 
-        from pytest_klaudbiusz.ci.gates import mlflow_fields
+        from pytest_klaudbiusz.ci.gate_report import mlflow_fields
 
         run = report["run"]
         step = "logging metrics and params"

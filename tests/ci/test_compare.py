@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.ci import compare
 from pytest_klaudbiusz.ci.compare import (
     Comparison,
     RunRecord,
@@ -23,6 +22,7 @@ from pytest_klaudbiusz.ci.compare import (
     shown_metrics,
     trend_data,
 )
+from pytest_klaudbiusz.ci.comparison_report import render_markdown, render_text
 from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.metrics import CHECKS
 from pytest_klaudbiusz.results.model import AppResult
@@ -173,7 +173,7 @@ def test_text_layout_follows_the_seed_document() -> None:
     before = failing_tests(4, {3}, started="2026-11-25T06:00:00Z")
     after = failing_tests(4, {2, 3}, mode="vanilla_sdk", started="2026-11-26T07:30:00Z")
     after["summary"]["databricks_connectivity_rate"] = None
-    lines = compare.render_text(comparison_of(before, after))
+    lines = render_text(comparison_of(before, after))
     text = "\n".join(lines)
     assert lines[:2] == ["MLflow Evaluation Run Comparison", "=================================="]
     for title in ("Recent Runs", "Metrics Comparison", "Latest vs Previous Run",
@@ -191,7 +191,7 @@ def test_text_layout_follows_the_seed_document() -> None:
     assert test_line.split() == [
         "tests_pass_rate", "75.0%", "50.0%", "4", "1", "0", "1.000", "within", "noise",
     ]  # fmt: skip
-    coloured = "\n".join(compare.render_text(comparison_of(before, after), color=True))
+    coloured = "\n".join(render_text(comparison_of(before, after), color=True))
     assert "\x1b[31m-25.0 pp worse\x1b[0m" in coloured
     assert "\x1b[" not in text
 
@@ -199,7 +199,7 @@ def test_text_layout_follows_the_seed_document() -> None:
 def test_markdown_has_the_same_sections() -> None:
     before = failing_tests(4, {3})
     after = failing_tests(4, {2, 3})
-    markdown = "\n".join(compare.render_markdown(comparison_of(before, after)))
+    markdown = "\n".join(render_markdown(comparison_of(before, after)))
     for heading in ("## Recent runs", "## Metrics", "## Latest vs Previous Run",
                     "## Apps: latest vs previous", "## Is the change real?"):  # fmt: skip
         assert heading in markdown

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_klaudbiusz.ci import gates
+from pytest_klaudbiusz.ci.gate_report import headline, markdown_lines, mlflow_fields, terminal_lines
 from pytest_klaudbiusz.ci.gates import (
     FAIL_OVER,
     FAIL_UNDER,
@@ -18,7 +19,6 @@ from pytest_klaudbiusz.ci.gates import (
     GateError,
     app_moves,
     evaluate_gate,
-    mlflow_fields,
     parse_gate,
 )
 from pytest_klaudbiusz.results.aggregate import build_report
@@ -385,7 +385,7 @@ def test_terminal_and_markdown_name_rule_measured_value_limit_and_apps() -> None
         after,
         baseline_of(before),
     )
-    lines = [text for text, _ in gates.terminal_lines(gate)]
+    lines = [text for text, _ in terminal_lines(gate)]
     assert lines == [
         "baseline: report file baseline/evaluation_report.json (eval_mcp_2026-11-25T06:00:00Z)",
         "passed  build_success_rate >= 0.9: measured 100.0%, limit 90.0%",
@@ -396,8 +396,8 @@ def test_terminal_and_markdown_name_rule_measured_value_limit_and_apps() -> None
         " limit 50% [4 of 4 evaluated apps are in the baseline]",
         "apps vs baseline (4 in common): 1 regressed (app3), 0 fixed, 0 new, 0 gone",
     ]
-    assert gates.headline(gate) == "quality gate: FAILED (1 of 3 rules failed)"
-    markdown = "\n".join(gates.markdown_lines(gate))
+    assert headline(gate) == "quality gate: FAILED (1 of 3 rules failed)"
+    markdown = "\n".join(markdown_lines(gate))
     assert "## ❌ Quality gate: FAILED (1 of 3 rules failed)" in markdown
     assert (
         "| tests_pass_rate drops at most 0.1 vs baseline | FAILED | 75.0% vs 100.0% (25.0 pp"

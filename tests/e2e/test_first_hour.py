@@ -66,3 +66,16 @@ def test_the_tracking_store_stays_in_the_current_folder_whatever_the_option_form
         [f"MLflow experiment *--backend-store-uri sqlite:///{pytester.path}/mlflow.db*"
          f" (the run's files are in {pytester.path}/mlruns)"]
     )  # fmt: skip
+
+
+def test_a_second_mode_says_it_replaced_the_first_modes_reports(pytester: pytest.Pytester) -> None:
+    make_app(pytester.path, "good")
+    first = run(pytester, "--klaud-apps=apps", "--klaud-mode=mcp", NO_TRACKING)
+    again = run(pytester, "--klaud-apps=apps", "--klaud-mode=mcp", NO_TRACKING)
+    second = run(pytester, "--klaud-apps=apps", "--klaud-mode=vanilla", NO_TRACKING)
+    assert "were replaced" not in first.stdout.str() + again.stdout.str()
+    second.stdout.fnmatch_lines(
+        ["the mcp reports in * were replaced by these vanilla ones; keep each mode's with"
+         " --klaud-report-dir app-eval/vanilla"]
+    )  # fmt: skip
+    assert read_report(pytester.path / "app-eval")["run"]["mode"] == "vanilla"

@@ -151,40 +151,40 @@ class Expect:
 
 
 S = scoring
-NO_DEPLOY = frozenset({S.DEPLOY_TARGET, S.DEPLOY_CONFIG})
+NO_DEPLOY = frozenset({S.DEPLOY_TARGET})  # no app.yaml nor Dockerfile: one point
 EXPECTED = {
     "billing-export-docker": Expect(5, 4, frozenset({S.NO_SECRETS}), 98, dockerfile=True,
                                     type_safety=None),
-    "broken-build": Expect(4, 3, NO_DEPLOY | {S.ENV_TEMPLATE}, 78, type_safety=None,
+    "broken-build": Expect(4, 4, NO_DEPLOY | {S.ENV_TEMPLATE}, 78, type_safety=None,
                            stage_issues=("build: exited non-zero",)),
-    "crash-on-start": Expect(4, 3, NO_DEPLOY | {S.ENV_TEMPLATE}, 115, type_safety=None,
+    "crash-on-start": Expect(4, 4, NO_DEPLOY | {S.ENV_TEMPLATE}, 115, type_safety=None,
                              stage_issues=("runtime: start command exited",)),
-    "empty-results": Expect(4, 3, NO_DEPLOY | {S.ENV_TEMPLATE}, 118,
+    "empty-results": Expect(4, 4, NO_DEPLOY | {S.ENV_TEMPLATE}, 118,
                             stage_issues=("data_returned: no rows",)),
-    "failing-tests": Expect(3, 3, NO_DEPLOY | {S.ENV_TEMPLATE, S.ENTRY_POINT}, 70,
+    "failing-tests": Expect(3, 4, NO_DEPLOY | {S.ENV_TEMPLATE, S.ENTRY_POINT}, 70,
                             stage_issues=("test: exited non-zero",)),
     "inventory-dbx-sdk": Expect(5, 5, frozenset(), 156, coverage=88.81),
-    "manifest-app": Expect(4, 3, NO_DEPLOY | {S.ENTRY_POINT}, 100),
+    "manifest-app": Expect(4, 4, NO_DEPLOY | {S.ENTRY_POINT}, 100),
     "nightly-digest-batch": Expect(
-        3, 1,
+        3, 2,
         NO_DEPLOY | {S.ENV_TEMPLATE, S.START_COMMAND, S.HEALTH_CHECK, S.DEPENDENCIES_PINNED},
         56, coverage=79.66, type_safety=None, stage_issues=("runtime: no start command",),
     ),
     "no-tests-no-build": Expect(
-        3, 2, NO_DEPLOY | {S.README, S.ENV_TEMPLATE, S.HEALTH_CHECK}, 20, has_tests=False,
+        3, 3, NO_DEPLOY | {S.README, S.ENV_TEMPLATE, S.HEALTH_CHECK}, 20, has_tests=False,
         type_safety=None, stage_issues=("build: no build command", "test: no test command"),
     ),
     "ops-metrics-python": Expect(4, 5, frozenset({S.ENV_TEMPLATE}), 109, dockerfile=True,
                                  type_safety=None),
     "sales-dashboard-trpc": Expect(5, 5, frozenset(), 276),
-    "type-errors": Expect(3, 3, NO_DEPLOY | {S.ENV_TEMPLATE, S.ENTRY_POINT}, 91,
+    "type-errors": Expect(3, 4, NO_DEPLOY | {S.ENV_TEMPLATE, S.ENTRY_POINT}, 91,
                           type_safety=False, stage_issues=("typecheck: exited non-zero",)),
     "unresolvable-deps": Expect(4, 4, frozenset({S.DEPENDENCIES_INSTALL, S.DEPLOY_CONFIG}), 41,
                                 dockerfile=True, type_safety=None,
                                 stage_issues=("install: exited non-zero",)),
     "warehouse-down": Expect(4, 5, frozenset({S.ENV_TEMPLATE}), 103,
                              stage_issues=("data: endpoint answered non-2xx",)),
-    "wrong-port": Expect(4, 3, NO_DEPLOY | {S.ENV_TEMPLATE}, 41, type_safety=None,
+    "wrong-port": Expect(4, 4, NO_DEPLOY | {S.ENV_TEMPLATE}, 41, type_safety=None,
                          stage_issues=("runtime: not healthy",)),  # not "... within 3s"
 }  # fmt: skip
 MEASUREMENT = re.compile(r"\d+(\.\d+)?\s*(s|sec|ms|%)?(\b|$)(?!xx)")  # "2xx" is a word
@@ -294,7 +294,7 @@ def test_markdown_report_has_distribution_stars_and_cost_vs_quality(corpus: Corp
     assert buckets == {"0": 2, "1-2": 3, "3-4": 6, "5+": 4}
     for bucket, count in buckets.items():
         assert f"| {bucket} | {count} |" in md
-    assert "| nightly-digest-batch | ★★★☆☆ 3/5 | ★☆☆☆☆ 1/5 |" in md
+    assert "| nightly-digest-batch | ★★★☆☆ 3/5 | ★★☆☆☆ 2/5 |" in md
     assert "| sales-dashboard-trpc | ★★★★★ 5/5 | ★★★★★ 5/5 | - |" in md
     assert "| corpus | 8 / 15 | 2.07 | 0.26 | 4 / 8 | 0.52 |" in md
     assert "| nightly-digest-batch | 0.35 | 12 | 12,500 |" in md
@@ -366,7 +366,7 @@ def test_tracked_run_holds_params_tags_metrics_dataset_and_apps_table(
     assert sorted(rows) == sorted(EXPECTED)
     assert rows["broken-build"]["cost_usd"] == 0.12
     assert rows["nightly-digest-batch"]["test_coverage_pct"] == 79.66
-    assert rows["nightly-digest-batch"]["deployability_score"] == 1
+    assert rows["nightly-digest-batch"]["deployability_score"] == 2
     assert rows["unresolvable-deps"]["build_success"] is False
     assert rows["sales-dashboard-trpc"]["source_kloc"] == 0.276
 
