@@ -19,6 +19,7 @@ from pytest_klaudbiusz.ci.quality_control import QualityControl
 from pytest_klaudbiusz.conclusion import Conclusion
 from pytest_klaudbiusz.git import git_revision
 from pytest_klaudbiusz.inbox import EvaluationSession
+from pytest_klaudbiusz.options import checked_store
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.results.report import EvaluationReport, utc_timestamp
 from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
@@ -74,7 +75,7 @@ class EvaluationController:
         sharding.check_shard(self.config, self.settings.tracking)  # a shard logs no run alone
         become_subreaper()
         if self.settings.tracking and self.store is None:
-            self.store = settings_store(self.settings)
+            self.store = checked_store(self.settings)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.config.option.collectonly:  # nothing is evaluated: no report, no run
@@ -183,15 +184,3 @@ class EvaluationController:
             tr.write_line(line)
         for text, colour in self.conclusion.lines():
             tr.write_line(text, **({colour: True} if colour else {}))
-
-
-def settings_store(settings: Settings) -> TrackingStore:
-    """The tracking store of the settings, checked before anything runs (a store that
-    cannot work is a usage error, in seconds)."""
-    from pytest_klaudbiusz.tracking.runs import TrackingError
-    from pytest_klaudbiusz.tracking.store import tracking_store
-
-    try:
-        return tracking_store(settings.tracking_uri, settings.experiment, settings.home)
-    except TrackingError as exc:
-        raise pytest.UsageError(str(exc)) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +21,9 @@ from pytest_klaudbiusz.settings import (
     parse_rerun,
     parse_timeouts,
 )
+
+if TYPE_CHECKING:
+    from pytest_klaudbiusz.tracking.store import TrackingStore
 
 GROUP = "klaudbiusz"
 
@@ -257,3 +260,15 @@ def read_settings(config: pytest.Config) -> Settings:
         rerun=parse_rerun(config.getoption("klaud_rerun")),
         generation_results=read.path("klaud_generation_results"),
     )
+
+
+def checked_store(settings: Settings) -> TrackingStore:
+    """The tracking store of the settings, checked before anything runs (a store that
+    cannot work is a usage error, in seconds)."""
+    from pytest_klaudbiusz.tracking.runs import TrackingError
+    from pytest_klaudbiusz.tracking.store import tracking_store
+
+    try:
+        return tracking_store(settings.tracking_uri, settings.experiment, settings.home)
+    except TrackingError as exc:
+        raise pytest.UsageError(str(exc)) from None

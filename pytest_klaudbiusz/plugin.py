@@ -22,7 +22,7 @@ from pytest_klaudbiusz.ci import compare_command
 from pytest_klaudbiusz.ci import options as ci_options
 from pytest_klaudbiusz.controller import EvaluationController
 from pytest_klaudbiusz.klaud_app import KlaudApp
-from pytest_klaudbiusz.options import UPLOAD_OUTBOX, OptionReader, read_settings
+from pytest_klaudbiusz.options import OptionReader, read_settings
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.scale import ordering, sharding
 from pytest_klaudbiusz.settings import (
@@ -79,56 +79,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return compare_command.compare_main(config)
     if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
         return _sharding_main(config)
-    upload = config.getoption("klaud_upload")
-    if not upload:
-        return None
-    _load_dotenv(config)
-    from pytest_klaudbiusz.results.files import load_report
-    from pytest_klaudbiusz.tracking import runs as tracking
-    from pytest_klaudbiusz.tracking.api import EvaluationTracker, relabeled
-    from pytest_klaudbiusz.tracking.store import tracking_store
+    if config.getoption("klaud_upload"):
+        _load_dotenv(config)
+        from pytest_klaudbiusz.upload_command import upload_main
 
-    try:
-        settings = read_settings(config)
-        if upload != UPLOAD_OUTBOX:
-            path = Path(config.invocation_params.dir, upload)
-            report = load_report(path)  # a bad report is refused before MLflow is touched
-    except ValueError as exc:  # SettingsError included
-        raise pytest.UsageError(str(exc)) from None
-    # checked by the tracker; the outbox says per evaluation what could not be sent
-    store = tracking_store(
-        settings.tracking_uri, settings.experiment, settings.home, preflight=False
-    )
-    if upload == UPLOAD_OUTBOX:
-        return _upload_outbox(settings.outbox_dir, store.uri)
-    uri, experiment = store.uri, store.experiment
-    if config.getoption("klaud_mode"):  # explicit: relabel (another mode, another evaluation)
-        report = relabeled(report, settings.mode)
-    try:
-        run_id = tracking.logged_run(report, uri, experiment)
-        if run_id:
-            print(f"{upload} is already in MLflow as run {run_id}: not logged again")
-            return 0
-        # the API's code path: the same run as the plugin's, attachments included
-        run_id = EvaluationTracker(experiment, uri).log_report(report, path.parent)
-    except tracking.TrackingError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    print(f"logged {upload} as MLflow run {run_id} ({experiment} at {store.shown})")
-    return 0
-
-
-def _upload_outbox(folder: Path, uri: str) -> int:
-    """``--klaud-upload`` alone: send what waits in the outbox for this tracking target."""
-    from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
-
-    outbox = Outbox(folder)
-    if not outbox.entries():
-        print(f"the outbox {folder} is empty: nothing to upload")
-        return 0
-    deliveries, elsewhere = send_waiting(outbox, uri)
-    for line in describe(deliveries, elsewhere):
-        print(line)
-    return 1 if any(d.error for d in deliveries) else 0
+        return upload_main(config)
+    return None
 
 
 def _sharding_main(config: pytest.Config) -> int:

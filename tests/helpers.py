@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pytest_klaudbiusz.results.metrics import CHECKS
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,18 +123,8 @@ def apps_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {app["app_name"]: app for app in report["apps"]}
 
 
-CHECK_NAMES = (
-    "build_success",
-    "runtime_success",
-    "type_safety",
-    "tests_pass",
-    "databricks_connectivity",
-    "data_returned",
-)
-
-
 def checks(app: dict[str, Any]) -> dict[str, bool | None]:
-    return {name: app["metrics"][name] for name in CHECK_NAMES}
+    return {name: app["metrics"][name] for name in CHECKS}
 
 
 def outcomes(app: dict[str, Any]) -> dict[str, str]:

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from helpers import (
-    CHECK_NAMES,
     INI,
     NO_TRACKING,
     TEST_FILE,
@@ -32,6 +31,8 @@ from helpers import (
     read_report,
     run,
 )
+
+from pytest_klaudbiusz.results.metrics import CHECKS
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +95,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
         "needs-tool": "infra_error",
         "no-data": "evaluated",
     }
-    passing = dict.fromkeys(CHECK_NAMES, True) | {"type_safety": None}
+    passing = dict.fromkeys(CHECKS, True) | {"type_safety": None}
     assert checks(apps["good"]) == passing
     assert checks(apps["no-data"]) == passing | {
         "databricks_connectivity": None,

@@ -125,11 +125,11 @@ def run_fields(config: pytest.Config, apps_dir: Path | None) -> dict[str, Any]:
 
 def _store(settings: Settings, what: str) -> TrackingStore:
     """The tracking store, checked (fails fast, before mlflow is imported)."""
-    from pytest_klaudbiusz.controller import settings_store
+    from pytest_klaudbiusz.options import checked_store
 
     if not settings.tracking:
         raise pytest.UsageError(f"{what} logs to MLflow: drop --klaud-no-tracking")
-    return settings_store(settings)
+    return checked_store(settings)
 
 
 def open_run_main(config: pytest.Config, settings: Settings) -> int:
