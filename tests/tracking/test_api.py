@@ -22,7 +22,7 @@ import pytest
 from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.metrics import CHECKS
 from pytest_klaudbiusz.results.model import AppResult
-from pytest_klaudbiusz.tracking.runs import configure_mlflow_environment
+from pytest_klaudbiusz.tracking.store import configure_mlflow_environment
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

@@ -21,17 +21,14 @@ from mlflow_proxy import CountingProxy
 from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.metrics import CHECKS
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
-from pytest_klaudbiusz.tracking.runs import (
+from pytest_klaudbiusz.tracking.runs import MlflowTracker, TrackingError, log_report, run_name
+from pytest_klaudbiusz.tracking.store import (
     DEFAULT_EXPERIMENT,
     MLFLOW_ENV_DEFAULTS,
-    MlflowTracker,
-    TrackingError,
     check_tracking_uri,
     configure_mlflow_environment,
-    log_report,
     resolve_experiment,
     resolve_tracking_uri,
-    run_name,
 )
 
 if TYPE_CHECKING:
@@ -373,7 +370,8 @@ RACE = """
 import json, sys, time
 from pathlib import Path
 import mlflow.tracking  # pay for the import before the start signal
-from pytest_klaudbiusz.tracking.runs import DEFAULT_EXPERIMENT, log_report
+from pytest_klaudbiusz.tracking.runs import log_report
+from pytest_klaudbiusz.tracking.store import DEFAULT_EXPERIMENT
 report, uri, ready, go = sys.argv[1:]
 Path(ready).touch()
 while not Path(go).exists():
