@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_klaudbiusz.settings import (
+    DEFAULT_TREND_RUNS,
     Settings,
     parse_count,
     parse_mode,
@@ -259,6 +260,8 @@ def read_settings(config: pytest.Config) -> Settings:
         cache=read.flag("klaud_cache"),
         rerun=parse_rerun(config.getoption("klaud_rerun")),
         generation_results=read.path("klaud_generation_results"),
+        summary_md=read.path("klaud_summary_md"),
+        trend_runs=read.count("klaud_trend_runs", DEFAULT_TREND_RUNS),
     )
 
 

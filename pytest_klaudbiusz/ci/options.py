@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_klaudbiusz.options import OptionReader, add_option
+from pytest_klaudbiusz.settings import DEFAULT_TREND_RUNS
 
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
     from pytest_klaudbiusz.ci import gates
 
 DEFAULT_COMPARE_RUNS = 5
-DEFAULT_TREND_RUNS = 20
 
 _INI_NAMES = {
     "--klaud-fail-under": "klaud_fail_under",

@@ -19,12 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from pytest_klaudbiusz.ci.options import DEFAULT_TREND_RUNS, gate_config
+from pytest_klaudbiusz.ci.options import gate_config
 from pytest_klaudbiusz.ci.sources import configured_store, load, open_history, report_path
 from pytest_klaudbiusz.ci.step_summary import STEP_SUMMARY, evaluation_markdown, publish_markdown
-from pytest_klaudbiusz.options import OptionReader
 from pytest_klaudbiusz.results.report import TREND_FILE
-from pytest_klaudbiusz.settings import SettingsError
 
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
     from pytest_klaudbiusz.ci import compare, gates
@@ -53,12 +51,8 @@ class QualityControl:
     def __init__(self, config: pytest.Config, settings: Settings, controller: _Controller) -> None:
         self.config, self.settings, self.controller = config, settings, controller
         self.gate: gates.GateConfig | None = gate_config(config)
-        read = OptionReader(config)
-        self.summary_md = read.path("klaud_summary_md")
-        try:
-            self.trend_runs = read.count("klaud_trend_runs", DEFAULT_TREND_RUNS)
-        except SettingsError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        self.summary_md = settings.summary_md
+        self.trend_runs = settings.trend_runs
         self.baseline: gates.Baseline | None = None
         self.baseline_report: EvaluationReport | None = None
         self.baseline_path: Path | None = None
