@@ -291,7 +291,7 @@ def test_markdown_report_has_distribution_stars_and_cost_vs_quality(corpus: Corp
         "3-4": sum(3 <= n <= 4 for n in issue_counts),
         "5+": sum(n >= 5 for n in issue_counts),
     }
-    assert buckets == {"0": 2, "1-2": 3, "3-4": 6, "5+": 4}
+    assert buckets == {"0": 2, "1-2": 4, "3-4": 7, "5+": 2}  # a missing deploy target: one issue
     for bucket, count in buckets.items():
         assert f"| {bucket} | {count} |" in md
     assert "| nightly-digest-batch | ★★★☆☆ 3/5 | ★★☆☆☆ 2/5 |" in md
