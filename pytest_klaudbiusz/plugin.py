@@ -18,7 +18,6 @@ import pytest
 
 from pytest_klaudbiusz import options
 from pytest_klaudbiusz.apps.plan import discover_apps
-from pytest_klaudbiusz.ci import compare_command
 from pytest_klaudbiusz.ci import options as ci_options
 from pytest_klaudbiusz.controller import EvaluationController
 from pytest_klaudbiusz.klaud_app import KlaudApp
@@ -74,9 +73,11 @@ def _load_dotenv(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if compare_command.wants_compare(config):  # --klaud-compare runs no apps
+    if ci_options.wants_compare(config):  # --klaud-compare runs no apps
         _load_dotenv(config)
-        return compare_command.compare_main(config)
+        from pytest_klaudbiusz.ci.compare_command import compare_main
+
+        return compare_main(config)
     if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
         return _sharding_main(config)
     if config.getoption("klaud_upload"):

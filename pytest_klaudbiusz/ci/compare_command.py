@@ -40,12 +40,6 @@ def _use_color(config: pytest.Config) -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def wants_compare(config: pytest.Config) -> bool:
-    return config.getoption("klaud_compare") is not None or bool(
-        config.getoption("klaud_compare_runs")
-    )
-
-
 def _side(
     ref: str, config: pytest.Config, history: History | None
 ) -> tuple[compare.RunRecord, EvaluationReport | None, str | None]:

@@ -150,6 +150,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
+def wants_compare(config: pytest.Config) -> bool:
+    return config.getoption("klaud_compare") is not None or bool(
+        config.getoption("klaud_compare_runs")
+    )
+
+
 # --- the gate they configure -------------------------------------------------------------
 
 

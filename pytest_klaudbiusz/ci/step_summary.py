@@ -8,9 +8,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_klaudbiusz.results.markdown import markdown_table
-from pytest_klaudbiusz.results.metrics import HEADLINE_METRICS, format_value
-
 if TYPE_CHECKING:
     from pytest_klaudbiusz.ci import compare
     from pytest_klaudbiusz.results.report import EvaluationReport
@@ -46,6 +43,8 @@ def evaluation_markdown(
     baseline, the trend chart (an image linked from ``chart_link``'s folder, if given)."""
     from pytest_klaudbiusz.ci.comparison_report import render_markdown
     from pytest_klaudbiusz.ci.gate_report import markdown_lines
+    from pytest_klaudbiusz.results.markdown import markdown_table
+    from pytest_klaudbiusz.results.metrics import HEADLINE_METRICS, format_value
 
     run, summary = report["run"], report["summary"]
     lines = [

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_klaudbiusz.options import add_option
-from pytest_klaudbiusz.results.aggregate import apps_of
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.results.report import FILE_NAMES, EvaluationReport, utc_timestamp
 
@@ -200,6 +199,8 @@ class MergedEvaluation:
     """What the quality gate needs of an evaluation, for a merge (no pytest session)."""
 
     def __init__(self, report: EvaluationReport) -> None:
+        from pytest_klaudbiusz.results.aggregate import apps_of
+
         self.report: EvaluationReport | None = report
         self.write_error: str | None = None
         self.failures_besides_infra = sum(  # apps failing a check: a single run's failures
