@@ -15,6 +15,7 @@ import pytest
 
 from pytest_klaudbiusz import __version__
 from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.ci.alerts import masked_command
 from pytest_klaudbiusz.ci.quality_control import QualityControl
 from pytest_klaudbiusz.conclusion import Conclusion
 from pytest_klaudbiusz.git import git_revision
@@ -128,7 +129,7 @@ class EvaluationController:
             "git_branch": branch,
             "model_version": model_version,
             "apps_dir": str(apps_dir) if apps_dir else None,
-            "command": " ".join(["pytest", *self.config.invocation_params.args]),
+            "command": " ".join(["pytest", *masked_command(self.config.invocation_params.args)]),
             "tracking_uri": self.store.uri if self.store else None,
             "experiment": self.store.experiment if self.store else None,
             "mlflow_run_id": None,

@@ -18,8 +18,10 @@ import pytest
 
 from pytest_klaudbiusz import options
 from pytest_klaudbiusz.apps.plan import discover_apps
+from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics
 from pytest_klaudbiusz.ci import options as ci_options
 from pytest_klaudbiusz.controller import EvaluationController
+from pytest_klaudbiusz.dashboard import launch as dashboard
 from pytest_klaudbiusz.klaud_app import KlaudApp
 from pytest_klaudbiusz.options import OptionReader, read_settings
 from pytest_klaudbiusz.results.model import AppStatus
@@ -49,6 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     sharding.add_options(parser)  # --klaud-shard, --klaud-parent-run, --klaud-merge
     ci_options.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
+    alerts.add_options(parser)  # --klaud-alert, --klaud-alert-on
+    compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
+    ab_command.add_options(parser)  # --klaud-ab A B
+    dashboard.add_options(parser)  # --klaud-dashboard [PORT]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -78,6 +84,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         from pytest_klaudbiusz.ci.compare_command import compare_main
 
         return compare_main(config)
+    if dashboard.wants_dashboard(config):  # --klaud-dashboard runs no apps
+        _load_dotenv(config)
+        return dashboard.dashboard_main(config)
+    if ab_command.wants_ab(config):  # --klaud-ab runs no apps
+        _load_dotenv(config)
+        return ab_command.ab_main(config)
     if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
         return _sharding_main(config)
     if config.getoption("klaud_upload"):

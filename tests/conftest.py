@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 # Imported here, before any test runs: the ``pytester`` fixture snapshots ``sys.modules``
 # and, after its test, drops the modules imported meanwhile; mlflow imported inside such a
 # test is then left half-unloaded, and the next ``from mlflow.tracking import ...`` fails.
+from helpers import free_port
 from mlflow.tracking import MlflowClient
 
 MLFLOW_SERVER_START_TIMEOUT_SEC = 120.0
@@ -31,13 +31,6 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     they are xdist workers too (they would inherit PYTEST_XDIST_WORKER)."""
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

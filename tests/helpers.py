@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -226,3 +228,37 @@ def sample() -> list[AppResult]:
             generation_metrics={"cost_usd": 1.0, "input_tokens": 500, "output_tokens": 50}),
         app("echo", AppStatus.NOT_RUN, metrics={"runtime_success": False}),
     ]  # fmt: skip
+
+
+# --- apps with stages that pass or fail at will -----------------------------------------
+
+N_APPS = 10
+
+
+def write_apps(
+    root: Path,
+    names: list[str],
+    failing_tests: set[str] = frozenset(),  # type: ignore[assignment]
+    failing_build: set[str] = frozenset(),  # type: ignore[assignment]
+) -> None:
+    """Apps under ``root/apps`` (replacing any there) whose build and tests pass or fail."""
+    shutil.rmtree(root / "apps", ignore_errors=True)
+    for name in names:
+        folder = root / "apps" / name
+        folder.mkdir(parents=True)
+        build = "false" if name in failing_build else "true"
+        test = "false" if name in failing_tests else "true"
+        (folder / "klaud.toml").write_text(
+            f'[commands]\ninstall = ""\nbuild = "{build}"\nstart = ""\ntest = "{test}"\n',
+            encoding="utf-8",
+        )
+
+
+APPS = [f"app{i:02d}" for i in range(N_APPS)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -200,14 +200,17 @@ def change(
     return text, "better" if (delta > 0) == (better == HIGHER) else "worse"
 
 
-def shown_metrics(runs: Sequence[RunRecord]) -> list[str]:
-    """The metrics any of the runs has: the usual ones first, then the others, sorted."""
+def shown_metrics(runs: Sequence[RunRecord], only: Sequence[str] | None = None) -> list[str]:
+    """The metrics any of the runs has: the usual ones first, then the others, sorted;
+    ``only``: those of these names, in their order."""
     present = {
         name
         for run in runs
         for name, value in run.metrics.items()
         if value is not None and not name.startswith(HIDDEN_PREFIXES)
     }
+    if only is not None:
+        return [m for m in only if m in present]
     ordered = [m for m in DISPLAY_ORDER if m in present]
     return ordered + sorted(present - set(ordered))
 
@@ -265,6 +268,10 @@ class Comparison:
     titles: tuple[str, str] = ("Latest", "Previous")  # column titles: latest, previous
     heading: str = "Latest vs Previous Run"
     intro: str | None = None  # what is compared, when not "the N most recent runs"
+    metrics: tuple[str, ...] | None = None  # the metrics shown (--klaud-metrics); None: all
+
+    def shown(self, runs: Sequence[RunRecord]) -> list[str]:
+        return shown_metrics(runs, self.metrics)
 
     @property
     def scope(self) -> str:
@@ -303,7 +310,7 @@ class Comparison:
             "latest": self.latest.ref if self.latest else None,
             "previous": self.previous.ref if self.previous else None,
             "changes": (
-                {m: self.change(m)[1] for m in shown_metrics([self.latest, self.previous])}
+                {m: self.change(m)[1] for m in self.shown([self.latest, self.previous])}
                 if self.latest and self.previous
                 else {}
             ),

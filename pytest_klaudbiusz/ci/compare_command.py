@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_klaudbiusz.ci import compare_metrics
 from pytest_klaudbiusz.ci.options import DEFAULT_COMPARE_RUNS, gate_config
 from pytest_klaudbiusz.ci.sources import (
     configured_store,
@@ -71,7 +72,9 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
     read = OptionReader(config)
     lower = gate.lower_is_better if gate else frozenset()
     higher = gate.higher_is_better if gate else frozenset()
-    mode_option = read.value("klaud_compare_mode") or None
+    # an explicit --klaud-mode filters too (its ini value and $EVAL_MODE name the mode of
+    # evaluations, and would hide every other mode's runs from every comparison)
+    mode_option = read.value("klaud_compare_mode") or config.getoption("klaud_mode") or None
     try:
         mode = parse_mode(mode_option, {}) if mode_option else None
     except SettingsError as exc:
@@ -96,6 +99,7 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
             titles=("B", "A"),
             heading="B vs A",
             intro=f"run B {after.ref} compared with run A {before.ref} ({where})",
+            metrics=compare_metrics.selected(config),
             lower_is_better=lower,
             higher_is_better=higher,
         )
@@ -115,6 +119,7 @@ def build_comparison(config: pytest.Config) -> compare.Comparison:
         mode=mode,
         lower_is_better=lower,
         higher_is_better=higher,
+        metrics=compare_metrics.selected(config),
     )
     if runs:
         comparison.latest = runs[0]

@@ -10,7 +10,6 @@ from pytest_klaudbiusz.ci.compare import (
     Comparison,
     RunRecord,
     mode_means,
-    shown_metrics,
 )
 from pytest_klaudbiusz.results.markdown import markdown_cell, markdown_table
 from pytest_klaudbiusz.results.metrics import format_value
@@ -55,7 +54,7 @@ def render_text(comparison: Comparison, color: bool = False) -> list[str]:
         if gated:
             row += run.tags.get("gate_verdict", "-")
         lines.append(row.rstrip())
-    metrics = shown_metrics(c.runs)
+    metrics = c.shown(c.runs)
     lines += [*_header("Metrics Comparison")]
     lines.append(
         f"{'Metric':<{NAME_WIDTH}}"
@@ -91,7 +90,7 @@ def _latest_vs_previous_text(c: Comparison, color: bool) -> list[str]:
     lines.append(f"{previous_title}: {c.previous.name} ({c.previous.ref})")
     lines.append(f"{'Metric':<{NAME_WIDTH}}{latest_title:<12}{previous_title:<12}Change")
     lines.append(DASHES)
-    for metric in shown_metrics([c.latest, c.previous]):
+    for metric in c.shown([c.latest, c.previous]):
         text, word = c.change(metric)
         cell = (
             f"{text} {word}".strip()
@@ -189,7 +188,7 @@ def render_markdown(
     c = comparison
     wanted = set(sections or ("runs", "metrics", "latest", "modes", "apps", "tests"))
     latest_title, previous_title = c.titles
-    metrics = shown_metrics(c.runs)
+    metrics = c.shown(c.runs)
     out: list[str] = []
     if "runs" in wanted:
         gated = any("gate_verdict" in r.tags for r in c.runs)
@@ -216,7 +215,7 @@ def render_markdown(
             out += ["n/a: there is only one run to show.", ""]
         else:
             rows = []
-            for m in shown_metrics([c.latest, c.previous]):
+            for m in c.shown([c.latest, c.previous]):
                 text, word = c.change(m)
                 shown = (
                     "n/a"

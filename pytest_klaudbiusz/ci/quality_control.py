@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from pytest_klaudbiusz.ci import alerts
 from pytest_klaudbiusz.ci.options import gate_config
 from pytest_klaudbiusz.ci.sources import configured_store, load, open_history, report_path
 from pytest_klaudbiusz.ci.step_summary import STEP_SUMMARY, evaluation_markdown, publish_markdown
@@ -52,6 +53,9 @@ class QualityControl:
         self.config, self.settings, self.controller = config, settings, controller
         self.gate: gates.GateConfig | None = gate_config(config)
         self.summary_md = settings.summary_md
+        self.alert = alerts.alert_config(  # --klaud-alert: checked before any app runs
+            config, os.environ, has_baseline=self.gate is not None and self.gate.wants_baseline
+        )
         self.trend_runs = settings.trend_runs
         self.baseline: gates.Baseline | None = None
         self.baseline_report: EvaluationReport | None = None
@@ -237,7 +241,15 @@ class QualityControl:
         elif gate is not None and gate.active and status in (OK, FAILED):  # not 2, 3, 4
             failed = report["gate"]["verdict"] == "failed" and not gate.informational
             status = FAILED if failed else OK
-        return self._settle_infra_errors(status, report)
+        status = self._settle_infra_errors(status, report)
+        if self.alert is not None:  # after the verdict: a notification never changes it
+            base = (
+                self.baseline if self.baseline is not None and not self.baseline.missing else None
+            )
+            self.notes += alerts.notify(
+                self.alert, report, base.summary if base else None, base.apps if base else None
+            )
+        return status
 
     def _settle_infra_errors(self, status: int, report: EvaluationReport) -> int:
         """Infrastructure errors fail the session, even when the gate passes: the evaluation

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_klaudbiusz.ci.alerts import masked_command
 from pytest_klaudbiusz.options import add_option
 from pytest_klaudbiusz.results.model import AppStatus
 from pytest_klaudbiusz.results.report import FILE_NAMES, EvaluationReport, utc_timestamp
@@ -168,7 +169,7 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
     try:
         check_report_dir(settings.report_dir)
         shards = [(str(path), load_report(path)) for path in paths]
-        command = " ".join(["pytest", *config.invocation_params.args])
+        command = " ".join(["pytest", *masked_command(config.invocation_params.args)])
         report = merge_reports(shards, command)
         parent = parent_run(config) or parent_run_id(shards)
     except (SettingsError, MergeError, ValueError) as exc:

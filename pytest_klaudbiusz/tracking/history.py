@@ -98,6 +98,17 @@ class History:
         self, count: int, mode: str | None = None, branch: str | None = None
     ) -> list[RunRecord]:
         """The ``count`` latest finished runs of the plugin, newest first."""
+        return self.page(count, mode, branch)[0]
+
+    def page(
+        self,
+        count: int,
+        mode: str | None = None,
+        branch: str | None = None,
+        token: str | None = None,
+    ) -> tuple[list[RunRecord], str | None]:
+        """Up to ``count`` finished runs, newest first, after the page ``token`` names;
+        and the token of the next page (None: no more runs)."""
         clauses = ["tags.framework = 'klaudbiusz'", "attributes.status = 'FINISHED'"]
         if mode:
             clauses.append(f"tags.mode = {_literal('mode', mode)}")
@@ -110,8 +121,21 @@ class History:
                 filter_string=" and ".join(clauses),
                 max_results=count,
                 order_by=["attributes.start_time DESC"],
+                page_token=token,
             )
-        return [self._record(run) for run in runs]
+        return [self._record(run) for run in runs], runs.token or None
+
+    def artifacts(self, run_id: str, folder: str, into: Path) -> list[Path]:
+        """The run's artifacts under ``folder`` (e.g. ``screenshots``), downloaded into
+        ``into``; empty when it has none (or they cannot be read)."""
+        try:
+            with quiet_mlflow():
+                if not self.client.list_artifacts(run_id, folder):
+                    return []
+                local = Path(self.client.download_artifacts(run_id, folder, str(into)))
+        except Exception:
+            return []
+        return sorted(p for p in local.rglob("*") if p.is_file())
 
     def run(self, run_id: str) -> RunRecord:
         from mlflow.exceptions import MlflowException

@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import INI, SUBPROCESS_TIMEOUT, TEST_FILE, read_report, run
+from helpers import APPS, INI, N_APPS, SUBPROCESS_TIMEOUT, TEST_FILE, read_report, run, write_apps
 
 pytestmark = pytest.mark.e2e
-
-N_APPS = 10
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -81,28 +79,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "GITHUB_STEP_SUMMARY",
     ):
         monkeypatch.delenv(name, raising=False)
-
-
-def write_apps(
-    root: Path,
-    names: list[str],
-    failing_tests: set[str] = frozenset(),  # type: ignore[assignment]
-    failing_build: set[str] = frozenset(),  # type: ignore[assignment]
-) -> None:
-    """Apps under ``root/apps`` (replacing any there) whose build and tests pass or fail."""
-    shutil.rmtree(root / "apps", ignore_errors=True)
-    for name in names:
-        folder = root / "apps" / name
-        folder.mkdir(parents=True)
-        build = "false" if name in failing_build else "true"
-        test = "false" if name in failing_tests else "true"
-        (folder / "klaud.toml").write_text(
-            f'[commands]\ninstall = ""\nbuild = "{build}"\nstart = ""\ntest = "{test}"\n',
-            encoding="utf-8",
-        )
-
-
-APPS = [f"app{i:02d}" for i in range(N_APPS)]
 
 
 class Evaluations:
@@ -345,6 +321,21 @@ def test_compare_by_mode_with_markdown_for_ci(
     assert only_mcp.ret == 0
     only_mcp.stdout.fnmatch_lines(["2 most recent finished runs (mode mcp) in *"])
     assert "vanilla_sdk" not in only_mcp.stdout.str()
+    # --klaud-mode on the command line filters the same way (it was silently ignored)
+    by_mode = evals.compare("--klaud-compare", "--klaud-mode", "mcp")
+    assert by_mode.stdout.lines == only_mcp.stdout.lines
+    # the default metrics keep the output short; --klaud-metrics picks them, or all
+    every = evals.compare("--klaud-compare", "--klaud-mode", "mcp", "--klaud-metrics", "all")
+    assert "total_apps" in every.stdout.str() and "total_apps" not in by_mode.stdout.str()
+    picked = evals.compare("--klaud-compare", "--klaud-metrics", "tests_pass_rate")
+    tables = picked.stdout.lines[: picked.stdout.lines.index("Apps: Latest vs Previous")]
+    rows = [line.split()[0] for line in tables if line.endswith(("%", "worse", "better"))]
+    assert rows == ["tests_pass_rate"] * 3  # all runs, latest vs previous, mean by mode
+    bad = evals.compare("--klaud-compare", "--klaud-metrics", "test_pass_rate")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(
+        ["ERROR: --klaud-metrics: unknown metric * (did you mean tests_pass_rate?)"]
+    )
 
     step_summary = pytester.path / "step_summary.md"
     step_summary.write_text("# earlier step\n", encoding="utf-8")
