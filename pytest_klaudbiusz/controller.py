@@ -17,8 +17,6 @@ from pytest_klaudbiusz import __version__
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci.alerts import masked_command
 from pytest_klaudbiusz.ci.quality_control import QualityControl
-from pytest_klaudbiusz.conclusion import Conclusion
-from pytest_klaudbiusz.git import git_revision
 from pytest_klaudbiusz.inbox import EvaluationSession
 from pytest_klaudbiusz.options import checked_store
 from pytest_klaudbiusz.results.model import AppStatus
@@ -26,6 +24,7 @@ from pytest_klaudbiusz.results.report import EvaluationReport, utc_timestamp
 from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
 
 if TYPE_CHECKING:
+    from pytest_klaudbiusz.conclusion import Conclusion
     from pytest_klaudbiusz.tracking.store import TrackingStore
 
 
@@ -115,6 +114,8 @@ class EvaluationController:
         from pytest_klaudbiusz.scale import sharding
 
         apps_dir = self.settings.apps_dir
+        from pytest_klaudbiusz.git import git_revision
+
         commit, branch = git_revision(apps_dir or self.config.rootpath)
         return {
             "evaluation_id": uuid.uuid4().hex,
@@ -168,6 +169,8 @@ class EvaluationController:
             self.config.rootpath,
             known=run_info["corpus"],  # hashed once for both
         )
+        from pytest_klaudbiusz.conclusion import Conclusion
+
         self.conclusion = Conclusion(self.config, self.settings, self.quality, self.store)
         self.conclusion.conclude(build_report(results, run_info))
         if self.conclusion.write_error:

@@ -21,8 +21,6 @@ import pytest
 
 from pytest_klaudbiusz.ci import alerts
 from pytest_klaudbiusz.ci.options import gate_config
-from pytest_klaudbiusz.ci.sources import configured_store, load, open_history, report_path
-from pytest_klaudbiusz.ci.step_summary import STEP_SUMMARY, evaluation_markdown, publish_markdown
 from pytest_klaudbiusz.results.report import TREND_FILE
 
 if TYPE_CHECKING:  # imported where used: a pytest run without gates must not pay for them
@@ -84,6 +82,8 @@ class QualityControl:
         if kind == "file":
             self._file_baseline(ref)
             return
+        from pytest_klaudbiusz.ci.sources import configured_store, open_history
+
         history = open_history(configured_store(self.config))
         try:
             record = history.run(ref) if kind == "run" else self._previous(history)
@@ -129,6 +129,8 @@ class QualityControl:
         from pytest_klaudbiusz.ci import compare, gates
 
         assert self.gate is not None
+        from pytest_klaudbiusz.ci.sources import load, report_path
+
         path = report_path(self.config, ref)  # a file, or the folder of a committed baseline
         self.baseline_path = path
         if not path.exists() and self.gate.update_baseline:
@@ -225,6 +227,8 @@ class QualityControl:
                 )
                 status = pytest.ExitCode.INTERNAL_ERROR
         wanted = self.gate_active or self.summary_md is not None or self.baseline is not None
+        from pytest_klaudbiusz.ci.step_summary import STEP_SUMMARY, publish_markdown
+
         if wanted and (self.summary_md is not None or os.environ.get(STEP_SUMMARY)):
             try:
                 written = publish_markdown(
@@ -329,6 +333,8 @@ class QualityControl:
     def markdown(self, report: EvaluationReport, images: bool = True) -> str:
         """The evaluation's Markdown summary: headline rates, gate, baseline diff, trend."""
         chart_link = self.summary_md if images else None
+        from pytest_klaudbiusz.ci.step_summary import evaluation_markdown
+
         return evaluation_markdown(
             report, self._baseline_comparison(report), self.settings.report_dir, chart_link
         )
