@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_klaudbiusz import __version__
+from pytest_klaudbiusz import __version__, sandboxing
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci.alerts import masked_command
 from pytest_klaudbiusz.ci.quality_control import QualityControl
@@ -135,6 +135,7 @@ class EvaluationController:
             "experiment": self.store.experiment if self.store else None,
             "mlflow_run_id": None,
             **sharding.run_fields(self.config, apps_dir),  # the corpus, to merge shards
+            **sandboxing.run_fields(self.config),  # the sandbox and limits the apps ran under
         }
 
     @pytest.hookimpl(trylast=True)

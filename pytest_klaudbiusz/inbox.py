@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
+from pytest_klaudbiusz.results.text import visible
 
 
 def escaped_id(name: str) -> str:
@@ -53,10 +54,11 @@ class EvaluationSession:
         app_dir = self._expected.get(nodeid)
         if app_dir is None:
             return False
-        if app_dir.name not in self._results:
-            self._results[app_dir.name] = AppResult(
-                app_name=app_dir.name,
-                app_dir=str(app_dir),
+        name = visible(app_dir.name, one_line=True)  # as the app's own results name it
+        if name not in self._results:
+            self._results[name] = AppResult(
+                app_name=name,
+                app_dir=visible(str(app_dir), one_line=True),
                 status=AppStatus.INFRA_ERROR,
                 error=message,
             )
@@ -66,10 +68,11 @@ class EvaluationSession:
         """Every app collected; those without a result are ``not_run`` for the reason given."""
         results = dict(self._results)
         for app_dir in self._expected.values():
-            if app_dir.name not in results:
-                results[app_dir.name] = AppResult(
-                    app_name=app_dir.name,
-                    app_dir=str(app_dir),
+            name = visible(app_dir.name, one_line=True)
+            if name not in results:
+                results[name] = AppResult(
+                    app_name=name,
+                    app_dir=visible(str(app_dir), one_line=True),
                     status=AppStatus.NOT_RUN,
                     error=not_run_reason or "collected but never run (session stopped early)",
                 )

@@ -11,7 +11,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 # Imported here, before any test runs: the ``pytester`` fixture snapshots ``sys.modules``
 # and, after its test, drops the modules imported meanwhile; mlflow imported inside such a
 # test is then left half-unloaded, and the next ``from mlflow.tracking import ...`` fails.
-from helpers import free_port
+from helpers import MlflowServer, free_port
 from mlflow.tracking import MlflowClient
 
 MLFLOW_SERVER_START_TIMEOUT_SEC = 120.0
@@ -37,12 +36,6 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 def closed_port() -> int:
     """A port on 127.0.0.1 that nobody listens on (it was free a moment ago)."""
     return free_port()
-
-
-@dataclass(frozen=True)
-class MlflowServer:
-    uri: str  # http://127.0.0.1:<port>
-    root: Path  # holds mlflow.db, artifacts/ and server.log
 
 
 def _wait_healthy(server: MlflowServer, process: subprocess.Popen[bytes]) -> None:

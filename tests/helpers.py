@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,10 @@ SERVER = textwrap.dedent(
 )
 SERVE = "python3 server.py"
 TEST_FILE = "def test_app(klaud_app):\n    klaud_app.check()\n"
-INI = "[pytest]\nklaud_apps = apps\n"
+#: The synthetic apps talk to their tests through files outside their working copy (counts,
+#: pid files, a python-only PATH), which a sandbox hides: they run unsandboxed. The sandbox
+#: itself is tested in apps/test_sandbox.py; the shipped corpus runs in it (e2e/test_plugin_xdist).
+INI = "[pytest]\nklaud_apps = apps\nklaud_sandbox = none\n"
 NO_TRACKING = "--klaud-no-tracking"
 
 
@@ -262,3 +266,9 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    uri: str  # http://127.0.0.1:<port>
+    root: Path  # holds mlflow.db, artifacts/ and server.log

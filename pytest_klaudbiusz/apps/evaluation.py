@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_klaudbiusz.apps.isolation import Isolation
 from pytest_klaudbiusz.apps.logs import BoundedLog
 from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
 from pytest_klaudbiusz.apps.probes import check_endpoint, wait_healthy
-from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, missing_program, port_is_free
+from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, port_is_free
+from pytest_klaudbiusz.apps.redaction import redaction_values
 from pytest_klaudbiusz.apps.sandbox import CopyError, app_environment, make_working_copy
 from pytest_klaudbiusz.apps.scoring import (
     CRITERION_ISSUES,
@@ -47,6 +49,7 @@ class EvalOptions:
     environ: Mapping[str, str]
     timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     env_passthrough: tuple[str, ...] = ()
+    isolation: Isolation = field(default_factory=Isolation)  # sandbox and limits (none)
 
     def timeout(self, stage: str) -> float:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
@@ -70,14 +73,14 @@ class _Run:
 
     def __init__(self, plan: AppPlan, workdir: Path, options: EvalOptions) -> None:
         self.plan, self.workdir, self.options = plan, workdir, options
-        self.processes = AppProcesses()
+        self.processes = AppProcesses(options.isolation.confine(workdir, workdir.parent / "own"))
         self.port = free_port()
         self.env, self.refused = app_environment(
             options.environ, port=self.port, workdir=workdir, port_env=plan.port_env,
             manifest_env=plan.env, passthrough=options.env_passthrough,
         )  # fmt: skip
         self.details: dict[str, Any] = {"port": self.port}
-        self.secrets = secret_values(self.env)
+        self.secrets = redaction_values(secret_values(self.env), options.environ)
         self.coverage: float | None = None  # from the test command's output
 
     def command_stage(self, name: str, *, absent: Outcome, absent_reason: str = "") -> StageOutcome:
@@ -91,9 +94,12 @@ class _Run:
         tail = log.excerpt(self.secrets)
         if name == "test":
             self.coverage = parse_coverage(log.text())
-        if result.exit_code == 127 and (program := missing_program(command, self.env)):
+        missing = self.processes.missing_program
+        if result.exit_code == 127 and (program := missing(command, self.env)):
             raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
-        if result.timed_out:
+        if result.limit:
+            outcome, reason = Outcome.FAILED, result.limit
+        elif result.timed_out:
             outcome, reason = Outcome.FAILED, f"timed out after {self.options.timeout(name):g}s"
         elif result.exit_code == 0:
             outcome, reason = Outcome.PASSED, ""
@@ -123,7 +129,9 @@ class _Run:
             )
             stages = [runtime, *self._data()]
         else:
-            if health.healthy:  # answered (a daemon it left behind?), but is not running
+            if limit := self.processes.limit_reached():
+                reason = limit
+            elif health.healthy:  # answered (a daemon it left behind?), but is not running
                 reason = "start command exited after answering"
             elif popen.poll() is not None:
                 reason = "start command exited"
@@ -206,7 +214,7 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
         try:
             result.stages = _run_stages(run)
         finally:
-            run.processes.kill_all()
+            run.processes.close()
         run.details["port_released"] = _wait_port_free(run.port)
         if dropped:
             run.details["links_not_copied"] = dropped

@@ -6,7 +6,9 @@ when its process exits, whatever a backgrounded grandchild holds open. Each
 app's processes carry a token in their environment; the harness process is made
 a child subreaper, so processes that daemonize (setsid, double fork) are
 re-parented to it instead of to init and stay findable. ``AppProcesses.kill_all``
-kills every process of the app, wherever it went.
+kills every process of the app, wherever it went. Given a ``Confinement``
+(``isolation.py``), each command runs in the app's sandbox and under its limits: there
+killing the command (PID 1 of its PID namespace) takes every process in it along.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from pytest_klaudbiusz.apps.isolation import MACHINE_TOOLS, Confinement
 from pytest_klaudbiusz.apps.logs import BoundedLog, LogPipe
 
 TOKEN_VAR = "KLAUD_APP_TOKEN"
@@ -68,13 +71,15 @@ class CommandResult:
     exit_code: int | None  # None when it was killed for taking too long
     duration_sec: float
     timed_out: bool
+    limit: str | None = None  # the resource limit it ran into ("exceeded its memory limit")
 
 
 class AppProcesses:
     """The processes of one app evaluation."""
 
-    def __init__(self) -> None:
+    def __init__(self, confinement: Confinement | None = None) -> None:
         self.token = uuid.uuid4().hex
+        self.confinement = confinement
         self._popens: list[subprocess.Popen[bytes]] = []
         self._pipes: list[LogPipe] = []
         self._tracks_descendants = become_subreaper()
@@ -91,10 +96,13 @@ class AppProcesses:
     ) -> subprocess.Popen[bytes]:
         """Start ``command``; ``log`` holds its output once ``kill_all`` has returned."""
         pipe = LogPipe(log)
+        argv: str | list[str] = command
+        if self.confinement is not None:
+            argv = self.confinement.argv(command)
         try:
             popen = subprocess.Popen(
-                command,
-                shell=True,
+                argv,
+                shell=self.confinement is None,
                 cwd=cwd,
                 env=self.environment(env),
                 stdin=subprocess.DEVNULL,
@@ -121,8 +129,25 @@ class AppProcesses:
             timed_out = False
         except subprocess.TimeoutExpired:
             code, timed_out = None, True
+        limit = self.limit_reached()
         self.kill_all()
-        return CommandResult(code, time.monotonic() - start, timed_out)
+        return CommandResult(code, time.monotonic() - start, timed_out, limit)
+
+    def missing_program(self, command: str, env: dict[str, str]) -> str | None:
+        """``missing_program`` as the command sees the machine (in its sandbox, if any)."""
+        if self.confinement is not None:
+            env = {**env, "PATH": self.confinement.visible_path(env.get("PATH", ""))}
+        return missing_program(command, env)
+
+    def limit_reached(self) -> str | None:
+        """The resource limit the latest command ran into, if any."""
+        return self.confinement.exceeded() if self.confinement else None
+
+    def close(self) -> None:
+        """The app is done: kill whatever is left, then remove its cgroup."""
+        self.kill_all()
+        if self.confinement is not None:
+            self.confinement.close()
 
     def _candidates(self) -> list[psutil.Process]:
         if not self._tracks_descendants:
@@ -157,6 +182,10 @@ class AppProcesses:
         """Kill every process of this app, including daemonized ones, and collect their
         output (their pipes end with them); returns how many were killed."""
         killed = 0
+        if self.confinement is not None and self.confinement.isolation.bwrap:
+            for popen in self._popens:  # the sandbox: its PID namespace ends with it
+                with suppress(OSError):
+                    popen.kill()
         for _ in range(20):
             members = self._members()
             if not members:
@@ -214,13 +243,6 @@ def _identity(proc: psutil.Process) -> tuple[int, float]:
         return proc.pid, proc.create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return proc.pid, 0.0
-
-
-#: Programs the machine must provide for apps; an app's own tools (tsc, vite in
-#: node_modules/.bin, a script of its own) missing is the app's fault, not ours.
-MACHINE_TOOLS = frozenset(
-    {"node", "npm", "npx", "bun", "bunx", "pnpm", "yarn", "python", "python3", "pip", "pip3", "uv"}
-)
 
 
 def missing_program(command: str, env: dict[str, str]) -> str | None:

@@ -11,8 +11,9 @@ from pytest_klaudbiusz.ci.compare import (
     RunRecord,
     mode_means,
 )
-from pytest_klaudbiusz.results.markdown import markdown_cell, markdown_table
+from pytest_klaudbiusz.results.markdown import markdown_table
 from pytest_klaudbiusz.results.metrics import format_value
+from pytest_klaudbiusz.results.text import markdown_cell
 
 RULE = "=" * 34
 DASHES = "-" * 97

@@ -15,8 +15,9 @@ from pytest_klaudbiusz.ci.gates import (
     MAX_NEW_FAILURES,
     PASSED,
 )
-from pytest_klaudbiusz.results.markdown import markdown_cell, markdown_table
+from pytest_klaudbiusz.results.markdown import markdown_table
 from pytest_klaudbiusz.results.metrics import format_amount, format_value
+from pytest_klaudbiusz.results.text import markdown_cell
 
 
 def _rule_values(rule: Mapping[str, Any]) -> tuple[str, str]:

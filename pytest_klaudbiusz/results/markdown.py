@@ -1,14 +1,12 @@
-"""Markdown building blocks shared by every Markdown output (report, gate, comparison,
-generation cost): one cell escaper, one table writer. Standard library only."""
+"""The Markdown table writer every Markdown output uses (report, gate, comparison,
+generation cost, A/B test); its cells are escaped by ``text.markdown_cell``, the one
+escaper of app-controlled text for Markdown. Standard library only."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-
-def markdown_cell(value: object) -> str:
-    """``value`` as text that stays inside one table cell (or one line of prose)."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+from pytest_klaudbiusz.results.text import markdown_cell
 
 
 def markdown_table(header: Sequence[object], rows: Iterable[Sequence[object]]) -> list[str]:

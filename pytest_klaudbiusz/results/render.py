@@ -18,6 +18,7 @@ from pytest_klaudbiusz.results.markdown import markdown_table
 from pytest_klaudbiusz.results.metrics import APP_METRICS, GENERATION_KEYS, RATES, percent
 from pytest_klaudbiusz.results.model import AppResult, AppStatus, Outcome
 from pytest_klaudbiusz.results.report import FILE_NAMES, REPRODUCIBILITY_FIELDS, EvaluationReport
+from pytest_klaudbiusz.results.text import csv_cell
 
 FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "test")
 
@@ -241,12 +242,6 @@ def render_markdown(report: EvaluationReport) -> str:
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
 
 
-def _csv_value(value: object) -> object:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else value
-
-
 def render_csv(report: EvaluationReport) -> str:
     """``evaluation_report.csv``: one row per app, metrics flattened into columns."""
     apps = report["apps"]
@@ -272,7 +267,7 @@ def render_csv(report: EvaluationReport) -> str:
             app.get("reused_from"),
             *((app.get("custom_metrics") or {}).get(k) for k in custom),
         ]
-        writer.writerow([_csv_value(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return out.getvalue()
 
 

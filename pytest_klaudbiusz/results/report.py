@@ -52,6 +52,8 @@ REPRODUCIBILITY_FIELDS = (
     "python_version",
     "mlflow_version",
     "command",
+    "sandbox",  # where the apps ran (bwrap or none) and under which limits
+    "limits",
 )
 
 

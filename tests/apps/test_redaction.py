@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from base64 import b64encode, urlsafe_b64encode
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from pytest_klaudbiusz.apps.evaluation import EvalOptions, evaluate_app
 
@@ -35,3 +37,34 @@ def test_printed_secrets_are_redacted_from_log_tails(tmp_path: Path) -> None:
     assert test.log_tail.strip() == "[REDACTED]"
     everything = json.dumps(result.to_dict())
     assert TOKEN not in everything and PASSWORD not in everything
+
+
+def test_the_evaluators_own_secrets_are_redacted_in_their_encodings_too(tmp_path: Path) -> None:
+    """Values the app was never given (it found them somewhere), printed raw, base64-encoded
+    at each of the three alignments inside a longer text, URL-safe base64, URL-encoded."""
+    key, password = "sk-ant-api03 key/with+chars", "the-evaluator-password"
+    printed = [key, password, quote(key, safe=""), quote_plus(key)]
+    for prefix in ("", "a", "ab"):
+        printed += [b64encode(f"{prefix}{key}!".encode()).decode(),
+                    urlsafe_b64encode(f"{prefix}{password}?".encode()).decode()]  # fmt: skip
+    app = tmp_path / "apps" / "finder"
+    app.mkdir(parents=True)
+    lines = "; ".join(f"echo 'found {text} here'" for text in printed)
+    (app / "klaud.toml").write_text(f'[commands]\nbuild = "{lines}"\ntest = "true"\n')
+    environ = {
+        "PATH": os.environ["PATH"],
+        "ANTHROPIC_API_KEY": key,
+        "SOME_SERVICE_PASSWORD": password,
+        "SOME_SETTING": "not-a-secret-value",
+    }
+    result = evaluate_app(app, EvalOptions(environ))
+
+    build = result.stage("build")
+    assert build is not None and build.outcome == "passed"
+    shown = build.log_tail.splitlines()
+    assert len(shown) == len(printed)
+    for text, line in zip(printed, shown, strict=True):
+        assert text not in line and "[REDACTED]" in line, line
+        assert line.startswith("found ") and line.endswith(" here")
+    unrelated = evaluate_app(app, EvalOptions({"PATH": os.environ["PATH"]}))
+    assert unrelated.stage("build").log_tail.splitlines()[0] == f"found {key} here"  # type: ignore[union-attr]

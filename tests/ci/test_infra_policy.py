@@ -4,7 +4,7 @@ even when a quality gate passes; ``--klaud-allow-infra-errors N`` tolerates up t
 from __future__ import annotations
 
 import pytest
-from helpers import NO_TRACKING, make_app, make_suite, path_without_npm, read_report, run
+from helpers import INI, NO_TRACKING, make_app, make_suite, path_without_npm, read_report, run
 
 INFRA_MESSAGE = (
     "ERROR: 1 infrastructure error(s) (needs-npm), more than the {allowed} allowed: the harness"
@@ -59,7 +59,7 @@ def test_tolerated_infra_errors_do_not_fail_the_session(corpus: pytest.Pytester)
 
 def test_tolerance_never_hides_a_failing_app(corpus: pytest.Pytester) -> None:
     make_app(corpus.path, "failing", test="exit 1")
-    corpus.makeini("[pytest]\nklaud_apps = apps\nklaud_allow_infra_errors = 1\n")
+    corpus.makeini(INI + "klaud_allow_infra_errors = 1\n")
 
     result = run(corpus, NO_TRACKING)
 

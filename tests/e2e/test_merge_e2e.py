@@ -16,9 +16,8 @@ import pytest
 from helpers import NO_TRACKING, assert_same_report, make_app, make_suite, read_report, run
 
 if TYPE_CHECKING:
+    from helpers import MlflowServer
     from mlflow.tracking import MlflowClient
-
-    from conftest import MlflowServer
 
 #: (shard 1 args, shard 2 args) per way of sharding.
 SHARDINGS = {

@@ -32,9 +32,8 @@ from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.results.dataset import corpus_digest
 
 if TYPE_CHECKING:
+    from helpers import MlflowServer
     from mlflow.tracking import MlflowClient
-
-    from conftest import MlflowServer
 
 SUBPROCESS_TIMEOUT = 300
 REPORT_FILES = {"evaluation_report.json", "EVALUATION_REPORT.md", "evaluation_report.csv"}
@@ -342,6 +341,8 @@ def test_tracked_run_holds_params_tags_metrics_dataset_and_apps_table(
         "python_version": report_run["python_version"],
         "mlflow_version": report_run["mlflow_version"],
         "command": report_run["command"],
+        "sandbox": "bwrap",
+        "limits": report_run["limits"],
         "dataset_digest": report_run["dataset"]["digest"],
         "klaud_evaluation_id": report_run["evaluation_id"],
     }  # no git tags: the corpus copy is in no repository

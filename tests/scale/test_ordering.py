@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import NO_TRACKING, make_app, make_suite, read_report, run
+from helpers import INI, NO_TRACKING, make_app, make_suite, read_report, run
 
 NO_CACHE = ("-p", "no:cacheprovider")
 
@@ -93,7 +93,7 @@ def test_collected_order_from_the_option_or_the_ini(pytester: pytest.Pytester) -
     result = run(pytester, NO_TRACKING, *NO_CACHE, "--klaud-order=collected")
     result.stdout.fnmatch_lines(["klaudbiusz: apps run in collected order (--klaud-order)"])
     assert ran(pytester) == ["a", "b", "c"]
-    pytester.makeini("[pytest]\nklaud_apps = apps\nklaud_order = collected\n")
+    pytester.makeini(INI + "klaud_order = collected\n")
     run(pytester, NO_TRACKING, *NO_CACHE)
     assert ran(pytester) == ["a", "b", "c"]
     write_previous_report(pytester, {"a": 1, "b": 3, "c": 2})  # each run writes its own

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_app, make_suite, read_report, run
+from helpers import MlflowServer, make_app, make_suite, read_report, run
 from mlflow.tracking import MlflowClient
 from mlflow_proxy import CountingProxy
 
-from conftest import MlflowServer
 from pytest_klaudbiusz.tracking.outbox import ENTRY_FILE, Outbox
 from pytest_klaudbiusz.tracking.runs import _ms
 

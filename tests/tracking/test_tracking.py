@@ -32,9 +32,8 @@ from pytest_klaudbiusz.tracking.store import (
 )
 
 if TYPE_CHECKING:
+    from helpers import MlflowServer
     from mlflow.tracking import MlflowClient
-
-    from conftest import MlflowServer
 
 STARTED, FINISHED = "2026-11-26T06:10:12Z", "2026-11-26T06:14:40Z"
 REPORT_FILES = ("evaluation_report.json", "EVALUATION_REPORT.md", "evaluation_report.csv")
