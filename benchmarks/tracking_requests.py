@@ -1,6 +1,6 @@
 """HTTP requests and time the tracking layer spends logging one evaluation.
 
-    .venv/bin/python benchmarks/tracking_requests.py [--sizes 2 200] [--repetitions 3]
+    .venv/bin/python benchmarks/tracking_requests.py [--sizes 15 200] [--repetitions 3]
 
 Starts a real ``mlflow server`` (SQLite store, artifacts in a temp dir) and a small
 counting reverse proxy in front of it, builds evaluation reports of 2 and 200 apps
@@ -9,7 +9,10 @@ function the plugin uses, ``pytest_klaudbiusz.tracking.runs.log_report``. For co
 the naive way logs the same content one call at a time (``mlflow.log_metric`` per
 summary metric, ``log_param`` per param, ``set_tag`` per tag). Requests are counted
 on one run of each through the proxy; times are medians of interleaved runs straight
-to the server. The first run (which creates the experiment) is reported apart.
+to the server. The first run (which creates the experiment) is reported apart. The
+per-app traces and assessments (``--klaud-no-traces`` leaves them out) are measured as the
+difference between ``log_report`` with and without them, against the server and against
+the SQLite store the plugin uses by default.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -60,6 +64,7 @@ def make_report(apps: int, seed: int = 7) -> dict[str, Any]:
     """A realistic report: evaluated apps with all stages, metrics, issues and costs."""
     rng = random.Random(seed)
     results = []
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(apps):
         passed = {stage: rng.random() < 0.8 for stage in STAGES}
         stages = [
@@ -67,8 +72,9 @@ def make_report(apps: int, seed: int = 7) -> dict[str, Any]:
                 name, Outcome.PASSED if ok else Outcome.FAILED, round(rng.uniform(0.1, 30), 3),
                 "" if ok else "exited non-zero", f"npm run {name}", 0 if ok else 1,
                 "" if ok else "error TS2322: Type 'string' is not assignable\n" * 5,
+                start.timestamp() + 40 * i + 5 * k,
             )
-            for name, ok in passed.items()
+            for k, (name, ok) in enumerate(passed.items())
         ]  # fmt: skip
         metrics: dict[str, Any] = {
             "build_success": passed["build"], "runtime_success": passed["runtime"],
@@ -97,7 +103,6 @@ def make_report(apps: int, seed: int = 7) -> dict[str, Any]:
                 },
             )
         )
-    start = datetime(2026, 1, 1, tzinfo=UTC)
     run = {
         "mode": "mcp", "started_at": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "finished_at": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -109,14 +114,20 @@ def make_report(apps: int, seed: int = 7) -> dict[str, Any]:
     return build_report(results, run)
 
 
-def batched(report: dict[str, Any], paths: dict[str, Path], uri: str) -> None:
+def batched(report: dict[str, Any], paths: dict[str, Path], uri: str, traces: bool = False) -> None:
     """What the plugin does at the end of a tracked evaluation, once the reports are written."""
 
     def remember_run(run_id: str) -> None:
         report["run"]["mlflow_run_id"] = run_id
         write_reports(report, paths["json"].parent)
 
-    tracking.log_report(report, list(paths.values()), uri, EXPERIMENT, on_run_id=remember_run)
+    report["run"]["evaluation_id"] = uuid.uuid4().hex  # each log is another evaluation
+    files = list(paths.values())
+    tracking.log_report(report, files, uri, EXPERIMENT, on_run_id=remember_run, traces=traces)
+
+
+def with_traces(report: dict[str, Any], paths: dict[str, Path], uri: str) -> None:
+    batched(report, paths, uri, traces=True)
 
 
 def naive(report: dict[str, Any], paths: dict[str, Path], uri: str) -> None:
@@ -149,13 +160,14 @@ def endpoint(request: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 200], help="apps per report")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[15, 200], help="apps per report")
     parser.add_argument("--repetitions", type=int, default=3, help="interleaved runs of each")
     args = parser.parse_args()
     configure_mlflow_environment(os.environ)  # as the plugin does, before mlflow loads
 
     requests: dict[tuple[str, int], list[str]] = {}
     times: dict[tuple[str, int], list[float]] = {}
+    cpu_times: dict[tuple[str, int], list[float]] = {}  # of this process, SQLite store
     with tempfile.TemporaryDirectory(prefix="klaud-bench-") as tmp_name:
         tmp = Path(tmp_name)
         server, port = start_mlflow_server(tmp)
@@ -167,6 +179,7 @@ def main() -> None:
             paths = {n: write_reports(r, tmp / f"report-{n}") for n, r in reports.items()}
             ways: dict[str, Callable[[dict[str, Any], dict[str, Path], str], None]] = {
                 "log_report (batched)": batched,
+                "log_report + traces": with_traces,
                 "per-metric calls": naive,
             }
             start = time.perf_counter()
@@ -185,6 +198,16 @@ def main() -> None:
         finally:
             proxy.stop()
             stop_mlflow_server(server)
+        (tmp / "sqlite").mkdir()  # the server's store is tmp/mlflow.db
+        sqlite = f"sqlite:///{tmp}/sqlite/mlflow.db"
+        batched(reports[args.sizes[0]], paths[args.sizes[0]], sqlite)  # creates the store
+        for _ in range(args.repetitions):
+            for n, report in reports.items():
+                for way, log in (("log_report (batched)", batched), ("+ traces", with_traces)):
+                    start, cpu = time.perf_counter(), time.process_time()
+                    log(report, paths[n], sqlite)
+                    times.setdefault((f"sqlite {way}", n), []).append(time.perf_counter() - start)
+                    cpu_times.setdefault((way, n), []).append(time.process_time() - cpu)
 
     print("## MLflow requests per tracked evaluation\n")
     print(
@@ -199,7 +222,33 @@ def main() -> None:
         f"\nFirst run of the process (creates the experiment, {args.sizes[0]} apps, log_report): "
         f"{first_run[0]} requests, {first_run[1]:.2f} s including `import mlflow`.\n"
     )
-    largest = ("log_report (batched)", max(args.sizes))
+    print("## Time the per-app traces add\n")
+    print(
+        "`log_report` with traces minus without (medians), per app; requests from the proxy's"
+        " counts above.\n"
+    )
+    rows = []
+    for n in args.sizes:
+        server_added = median(times["log_report + traces", n]) - median(
+            times["log_report (batched)", n]
+        )
+        sqlite_added = median(times["sqlite + traces", n]) - median(
+            times["sqlite log_report (batched)", n]
+        )
+        extra = len(requests["log_report + traces", n]) - len(requests["log_report (batched)", n])
+        cpu_added = median(cpu_times["+ traces", n]) - median(cpu_times["log_report (batched)", n])
+        added = (server_added, sqlite_added, cpu_added)
+        rows.append((n, extra, *(f"{1000 * seconds / n:.1f}" for seconds in added)))
+    header = (
+        "apps",
+        "requests added",
+        "ms per app (server)",
+        "ms per app (SQLite)",
+        "CPU ms (SQLite)",
+    )
+    print(markdown_table(header, rows))
+    print(f"\nLoad average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n")
+    largest = ("log_report + traces", max(args.sizes))
     print(f"Requests of one log_report run with {largest[1]} apps:\n")
     counts = Counter(endpoint(r) for r in requests[largest])
     print(markdown_table(("request", "count"), [(f"`{e}`", c) for e, c in counts.items()]))

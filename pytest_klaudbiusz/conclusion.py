@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pytest_klaudbiusz.results.report import EvaluationReport
     from pytest_klaudbiusz.settings import Settings
     from pytest_klaudbiusz.tracking.outbox import OutboxEntry
+    from pytest_klaudbiusz.tracking.registry import RegisterRequest
     from pytest_klaudbiusz.tracking.store import TrackingStore
 
 #: A line for the user and its colour ("red", "yellow" or None).
@@ -36,9 +37,10 @@ class Conclusion:
         quality: QualityControl,
         store: TrackingStore | None,
         parent_run: str | None = None,  # an open run to complete (a sharded evaluation's)
+        registration: RegisterRequest | None = None,  # --klaud-register: once it is logged
     ) -> None:
         self.config, self.settings, self.quality = config, settings, quality
-        self.store, self.parent_run = store, parent_run
+        self.store, self.parent_run, self.registration = store, parent_run, registration
         self.report: EvaluationReport | None = None
         self.paths: dict[str, Path] = {}
         self.hook_problems: list[str] = []
@@ -73,6 +75,7 @@ class Conclusion:
         from pytest_klaudbiusz.results.files import write_reports
         from pytest_klaudbiusz.tracking import runs as tracking
         from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
+        from pytest_klaudbiusz.tracking.traces import traces_wanted
 
         outbox = Outbox(self.settings.outbox_dir)
         files = [*self.paths.values(), *self.quality.artifacts]
@@ -90,6 +93,7 @@ class Conclusion:
             )
             write_reports(report, self.settings.report_dir)
 
+        with_traces = traces_wanted(self.config)
         try:
             tracking.log_report(
                 report,
@@ -98,6 +102,7 @@ class Conclusion:
                 store.experiment,
                 on_run_id=remember_run,
                 run_id=self.parent_run,
+                traces=with_traces,
             )
         except tracking.TrackingError as exc:
             self.tracking_error = str(exc)
@@ -111,7 +116,16 @@ class Conclusion:
         if self.outbox_entry is not None:
             outbox.remove(self.outbox_entry)
             self.outbox_entry = None
-        self.outbox_lines += describe(*send_waiting(outbox, store.uri))
+        if self.registration is not None:
+            from pytest_klaudbiusz.tracking.registry import register_generator
+
+            try:
+                run_id = report["run"]["mlflow_run_id"]
+                line = register_generator(store.uri, run_id, report, self.registration)
+            except tracking.TrackingError as exc:
+                line = f"the generator was not registered: {exc}"
+            self.outbox_lines.append(line)
+        self.outbox_lines += describe(*send_waiting(outbox, store.uri, with_traces))
 
     def lines(self) -> list[Line]:
         """What happened besides the summary: hook problems, write and tracking outcome."""

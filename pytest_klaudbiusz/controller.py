@@ -25,6 +25,7 @@ from pytest_klaudbiusz.settings import NO_APPS_DIR, Settings
 
 if TYPE_CHECKING:
     from pytest_klaudbiusz.conclusion import Conclusion
+    from pytest_klaudbiusz.tracking.registry import RegisterRequest
     from pytest_klaudbiusz.tracking.store import TrackingStore
 
 
@@ -38,6 +39,7 @@ class EvaluationController:
         self.store: TrackingStore | None = None  # once checked, before any app runs
         self.usage_error = False
         self.generation_results: dict[str, dict[str, Any]] | None = None
+        self.registration: RegisterRequest | None = None  # --klaud-register
         self.failures_besides_infra = 0  # failed tests that were not infrastructure errors
         self.quality = QualityControl(config, settings, self)  # gates, baseline, trend
         self.conclusion: Conclusion | None = None  # the end: reports, MLflow run
@@ -74,6 +76,11 @@ class EvaluationController:
         self.quality.resolve_baseline()  # a baseline that cannot be found stops the session
         sharding.check_shard(self.config, self.settings.tracking)  # a shard logs no run alone
         become_subreaper()
+        from pytest_klaudbiusz.tracking.registry import register_request
+
+        self.registration = register_request(self.config)
+        if self.registration and not self.settings.tracking:
+            raise pytest.UsageError("--klaud-register logs to MLflow: drop --klaud-no-tracking")
         if self.settings.tracking and self.store is None:
             self.store = checked_store(self.settings)
 
@@ -172,7 +179,9 @@ class EvaluationController:
         )
         from pytest_klaudbiusz.conclusion import Conclusion
 
-        self.conclusion = Conclusion(self.config, self.settings, self.quality, self.store)
+        self.conclusion = Conclusion(
+            self.config, self.settings, self.quality, self.store, registration=self.registration
+        )
         self.conclusion.conclude(build_report(results, run_info))
         if self.conclusion.write_error:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR

@@ -33,6 +33,7 @@ from pytest_klaudbiusz.settings import (
     check_apps_dir,
     check_report_dir,
 )
+from pytest_klaudbiusz.tracking import registry, traces
 
 if TYPE_CHECKING:
     from pytest_klaudbiusz.results.model import AppResult
@@ -56,6 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
     ab_command.add_options(parser)  # --klaud-ab A B
     dashboard.add_options(parser)  # --klaud-dashboard [PORT]
+    traces.add_options(parser)  # --klaud-no-traces
+    registry.add_options(parser)  # --klaud-register, --klaud-generation-config
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

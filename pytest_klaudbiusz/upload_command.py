@@ -13,6 +13,7 @@ from pytest_klaudbiusz.results.files import load_report
 from pytest_klaudbiusz.tracking import runs as tracking
 from pytest_klaudbiusz.tracking.api import EvaluationTracker, relabeled
 from pytest_klaudbiusz.tracking.store import tracking_store
+from pytest_klaudbiusz.tracking.traces import traces_wanted
 
 
 def upload_main(config: pytest.Config) -> int:
@@ -29,7 +30,7 @@ def upload_main(config: pytest.Config) -> int:
         settings.tracking_uri, settings.experiment, settings.home, preflight=False
     )
     if upload == UPLOAD_OUTBOX:
-        return _upload_outbox(settings.outbox_dir, store.uri)
+        return _upload_outbox(settings.outbox_dir, store.uri, traces_wanted(config))
     uri, experiment = store.uri, store.experiment
     if config.getoption("klaud_mode"):  # explicit: relabel (another mode, another evaluation)
         report = relabeled(report, settings.mode)
@@ -39,14 +40,16 @@ def upload_main(config: pytest.Config) -> int:
             print(f"{upload} is already in MLflow as run {run_id}: not logged again")
             return 0
         # the API's code path: the same run as the plugin's, attachments included
-        run_id = EvaluationTracker(experiment, uri).log_report(report, path.parent)
+        run_id = EvaluationTracker(experiment, uri).log_report(
+            report, path.parent, traces=traces_wanted(config)
+        )
     except tracking.TrackingError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(f"logged {upload} as MLflow run {run_id} ({experiment} at {store.shown})")
     return 0
 
 
-def _upload_outbox(folder: Path, uri: str) -> int:
+def _upload_outbox(folder: Path, uri: str, with_traces: bool) -> int:
     """``--klaud-upload`` alone: send what waits in the outbox for this tracking target."""
     from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
 
@@ -54,7 +57,7 @@ def _upload_outbox(folder: Path, uri: str) -> int:
     if not outbox.entries():
         print(f"the outbox {folder} is empty: nothing to upload")
         return 0
-    deliveries, elsewhere = send_waiting(outbox, uri)
+    deliveries, elsewhere = send_waiting(outbox, uri, with_traces)
     for line in describe(deliveries, elsewhere):
         print(line)
     return 1 if any(d.error for d in deliveries) else 0

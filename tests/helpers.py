@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.metrics import CHECKS
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
 
@@ -142,7 +143,7 @@ def outcomes(app: dict[str, Any]) -> dict[str, str]:
 #: Values that legitimately differ between two runs of the same apps.
 VOLATILE_METRICS = ("build_time_sec", "startup_time_sec")
 VOLATILE_DETAILS = ("port", "startup_time_sec")
-VOLATILE_STAGE_KEYS = ("duration_sec", "log_tail")
+VOLATILE_STAGE_KEYS = ("duration_sec", "log_tail", "started_at")
 VOLATILE_SUMMARY = ("avg_build_time_sec", "avg_startup_time_sec")
 
 
@@ -272,3 +273,62 @@ def free_port() -> int:
 class MlflowServer:
     uri: str  # http://127.0.0.1:<port>
     root: Path  # holds mlflow.db, artifacts/ and server.log
+
+
+# --- a tracked report ------------------------------------------------------------------
+
+STARTED, FINISHED = "2026-11-26T06:10:12Z", "2026-11-26T06:14:40Z"
+REPORT_FILES = ("evaluation_report.json", "EVALUATION_REPORT.md", "evaluation_report.csv")
+
+
+def sample_result(i: int, generation: bool) -> AppResult:
+    """App ``i`` of ``make_report``: app 0 an infrastructure error, every third one failing."""
+    if i == 0:
+        return AppResult("app 000", "/apps/app 000", status=AppStatus.INFRA_ERROR, error="no npm")
+    passing = i % 3 != 1
+    return AppResult(
+        app_name=f"app {i:03d}",
+        app_dir=f"/apps/app {i:03d}",
+        template_type="trpc",
+        metrics={
+            **dict.fromkeys(CHECKS, passing),
+            "local_runability_score": 4,
+            "deployability_score": 3,
+            "appeval_100": 87.5 if passing else 1.2,
+            "build_time_sec": 10.0 + i,
+        },
+        issues=[] if passing else ["no tests", "build failed"],
+        generation_metrics=(
+            {"cost_usd": 0.25, "input_tokens": 900, "output_tokens": 300, "turns": 6}
+            if generation
+            else None
+        ),
+    )
+
+
+def make_report(n_apps: int = 4, generation: bool = True, mode: str = "mcp") -> dict[str, Any]:
+    """A finished report of ``n_apps`` apps, as the plugin builds it."""
+    run = {
+        "mode": mode,
+        "started_at": STARTED,
+        "finished_at": FINISHED,
+        "plugin_version": "0.1.0",
+        "git_commit": "abc123",
+        "git_branch": "main",
+        "model_version": None,
+        "apps_dir": "/apps",
+        "mlflow_run_id": None,
+        "tracking_uri": None,
+        "experiment": None,
+    }
+    return build_report([sample_result(i, generation) for i in range(n_apps)], run)
+
+
+def write_files(report: dict[str, Any], folder: Path) -> list[Path]:
+    """Stand-ins for the three report files (the JSON is the report)."""
+    folder.mkdir(parents=True)
+    contents = (json.dumps(report), "# Evaluation report\n", "app_name\napp 000\n")
+    paths = [folder / name for name in REPORT_FILES]
+    for path, text in zip(paths, contents, strict=True):
+        path.write_text(text)
+    return paths

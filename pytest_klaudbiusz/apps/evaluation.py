@@ -88,6 +88,7 @@ class _Run:
         if not command:
             return StageOutcome(name, absent, reason=absent_reason)
         log = BoundedLog()
+        started_at = time.time()
         result = self.processes.run(
             command, self.workdir, self.env, log, self.options.timeout(name)
         )
@@ -106,8 +107,9 @@ class _Run:
         else:
             outcome, reason = Outcome.FAILED, "exited non-zero"
         return StageOutcome(
-            name, outcome, round(result.duration_sec, 3), reason, command, result.exit_code, tail
-        )
+            name, outcome, round(result.duration_sec, 3), reason, command, result.exit_code, tail,
+            started_at,
+        )  # fmt: skip
 
     def serve(self) -> list[StageOutcome]:
         """runtime, data and data_returned, probed while the app is running."""
@@ -116,7 +118,7 @@ class _Run:
             runtime = StageOutcome("runtime", Outcome.FAILED, reason="no start command")
             return [runtime, *self._data_skipped("runtime failed")]
         log = BoundedLog()
-        start = time.monotonic()
+        start, started_at = time.monotonic(), time.time()
         popen = self.processes.spawn(command, self.workdir, self.env, log)
         health = wait_healthy(
             self.port, self.plan.health, self.plan.ready_timeout, alive=lambda: popen.poll() is None
@@ -148,6 +150,7 @@ class _Run:
             stages = [runtime, *self._data_skipped("runtime failed")]
         self.processes.kill_all()
         stages[0].log_tail = log.excerpt(self.secrets)
+        stages[0].started_at = started_at
         return stages
 
     def _data_skipped(self, reason: str) -> list[StageOutcome]:
@@ -161,7 +164,7 @@ class _Run:
     def _data(self) -> list[StageOutcome]:
         if not self.plan.data:
             return self._data_skipped("")
-        start = time.monotonic()
+        start, started_at = time.monotonic(), time.time()
         checks = [
             check_endpoint(self.port, e, self.options.timeout("request")) for e in self.plan.data
         ]
@@ -180,7 +183,7 @@ class _Run:
                 )
             )
             return [
-                StageOutcome("data", Outcome.FAILED, elapsed, reason),
+                StageOutcome("data", Outcome.FAILED, elapsed, reason, started_at=started_at),
                 _skipped("data_returned", "data failed"),
             ]
         empty = [c for c in checks if c.rows < 1]
@@ -189,7 +192,7 @@ class _Run:
             if empty
             else StageOutcome("data_returned", Outcome.PASSED)
         )
-        return [StageOutcome("data", Outcome.PASSED, elapsed), returned]
+        return [StageOutcome("data", Outcome.PASSED, elapsed, started_at=started_at), returned]
 
 
 def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:

@@ -51,6 +51,7 @@ class StageOutcome:
     command: str | None = None
     exit_code: int | None = None
     log_tail: str = ""
+    started_at: float | None = None  # epoch seconds, when the stage ran (its trace span)
 
     @property
     def passed(self) -> bool:

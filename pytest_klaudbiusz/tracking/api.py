@@ -240,8 +240,10 @@ class EvaluationTracker:
         self,
         report: Mapping[str, Any] | str | os.PathLike[str],
         attachments_from: str | os.PathLike[str] | None = None,
+        traces: bool = True,
     ) -> str:
         """Log a whole evaluation report as one run, as the plugin does; return the run id.
+        ``traces`` False leaves out the per-app traces and assessments.
 
         The report files (JSON, Markdown, CSV) are rendered from the JSON and uploaded with
         the run id in them; the caller's file or dict is not changed. Files the report
@@ -270,6 +272,7 @@ class EvaluationTracker:
                 self.tracking_uri,
                 self.experiment_name,
                 on_run_id=remember_run,
+                traces=traces,
             )
 
     def compare_runs(self, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -114,9 +114,12 @@ class Delivery:
     error: str | None = None  # not sent: the entry stays
 
 
-def send_waiting(outbox: Outbox, uri: str) -> tuple[list[Delivery], list[OutboxEntry]]:
-    """Send each waiting evaluation meant for ``uri`` as one run with its own times;
-    return what became of them, and the entries meant for other tracking targets."""
+def send_waiting(
+    outbox: Outbox, uri: str, traces: bool = True
+) -> tuple[list[Delivery], list[OutboxEntry]]:
+    """Send each waiting evaluation meant for ``uri`` as one run with its own times (and
+    its app traces, unless ``traces`` is False); return what became of them, and the
+    entries meant for other tracking targets."""
     from pytest_klaudbiusz.tracking import runs as tracking
 
     target = tracking.display_uri(uri)
@@ -126,7 +129,7 @@ def send_waiting(outbox: Outbox, uri: str) -> tuple[list[Delivery], list[OutboxE
             elsewhere.append(entry)
             continue
         try:
-            delivery = _send(entry, uri)
+            delivery = _send(entry, uri, traces)
         except (tracking.TrackingError, ValueError, OSError) as exc:  # a damaged report, disk
             error = str(exc) if not isinstance(exc, OSError) else f"{exc.strerror or exc}"
             outbox.note_error(entry, error)
@@ -137,7 +140,7 @@ def send_waiting(outbox: Outbox, uri: str) -> tuple[list[Delivery], list[OutboxE
     return deliveries, elsewhere
 
 
-def _send(entry: OutboxEntry, uri: str) -> Delivery:
+def _send(entry: OutboxEntry, uri: str, traces: bool) -> Delivery:
     from pytest_klaudbiusz.results.files import load_report
     from pytest_klaudbiusz.tracking import runs as tracking
     from pytest_klaudbiusz.tracking.api import EvaluationTracker
@@ -146,7 +149,7 @@ def _send(entry: OutboxEntry, uri: str) -> Delivery:
     existing = tracking.logged_run(report, uri, entry.experiment)
     if existing:
         return Delivery(entry, existing, already_sent=True)
-    run_id = EvaluationTracker(entry.experiment, uri).log_report(entry.report_path)
+    run_id = EvaluationTracker(entry.experiment, uri).log_report(entry.report_path, traces=traces)
     return Delivery(entry, run_id)
 
 

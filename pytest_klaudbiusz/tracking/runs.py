@@ -128,6 +128,7 @@ class MlflowTracker:
         # at once corrupt it for good, so that first touch happens under a file lock.
         with self._wrap("opening the tracking store"), store_lock(uri):
             self.client: MlflowClient = MlflowClient(tracking_uri=uri)
+        self.run_experiments: dict[str, str] = {}  # run id -> experiment id, as learnt
 
     def open_run(self, report: Mapping[str, Any]) -> str:
         """A new RUNNING run for the report; a shard's run goes under its parent run, in the
@@ -163,7 +164,9 @@ class MlflowTracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_run(run_id)
+            run = self.client.get_run(run_id)
+            self.run_experiments[run_id] = run.info.experiment_id
+            return run
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise self._error(f"reading {what} {run_id}", exc) from exc
@@ -190,12 +193,19 @@ class MlflowTracker:
                 tags=_creation_tags(name, tags),
                 run_name=name,
             )
+        self.run_experiments[created.info.run_id] = created.info.experiment_id
         return str(created.info.run_id)
 
-    def complete_run(self, run_id: str, report: Mapping[str, Any], files: Sequence[Path]) -> None:
+    def complete_run(
+        self, run_id: str, report: Mapping[str, Any], files: Sequence[Path], traces: bool = True
+    ) -> None:
+        """Metrics, params, tags and description in one request, the dataset, the files,
+        the apps table and, with ``traces``, a trace per app (none for a shard: its merge
+        writes them), then the end state."""
         from mlflow.entities import Param, RunTag
 
         from pytest_klaudbiusz.ci.gate_report import mlflow_fields
+        from pytest_klaudbiusz.tracking.describe import NOTE_TAG, run_description
 
         run = report["run"]
         step = "logging metrics and params"
@@ -205,6 +215,7 @@ class MlflowTracker:
                 run["mode"], len(report["apps"]), run["started_at"], run.get("model_version")
             )
             gate_metrics, gate_tags = mlflow_fields(report)  # the quality gate's verdict
+            gate_tags[NOTE_TAG] = run_description(report)
             self.client.log_batch(
                 run_id,
                 metrics=summary_metrics({**report["summary"], **gate_metrics}, end_time),
@@ -215,16 +226,42 @@ class MlflowTracker:
             if dataset := dataset_input(run):
                 self.client.log_inputs(run_id, datasets=[dataset])
             step = "uploading the report files"
-            for path in files:
-                self.client.log_artifact(run_id, str(path))
+            self._upload(run_id, files)
             step = "logging the apps table"
             self.client.log_table(run_id, data=apps_table(report), artifact_file="apps_table.json")
+            if traces and not run.get("shard"):
+                step = "writing the app traces"
+                self._write_traces(run_id, report)
             step = "finishing the run"
             status = "KILLED" if run.get("status") == "interrupted" else "FINISHED"
             self.client.set_terminated(run_id, status, end_time=end_time)
         except Exception as exc:
             self.fail_run(run_id)
             raise self._error(step, exc) from exc
+
+    def _upload(self, run_id: str, files: Sequence[Path]) -> None:
+        """The files; a Markdown file's images linked where MLflow's preview shows them."""
+        import tempfile
+
+        from pytest_klaudbiusz.tracking.describe import artifact_image_links
+
+        with tempfile.TemporaryDirectory(prefix="klaud-artifacts-") as tmp:
+            for path in files:
+                if path.suffix == ".md":
+                    text = path.read_text(encoding="utf-8")
+                    linked = artifact_image_links(text, self.uri, run_id)
+                    if linked != text:
+                        path = Path(tmp, path.name)
+                        path.write_text(linked, encoding="utf-8")
+                self.client.log_artifact(run_id, str(path))
+
+    def _write_traces(self, run_id: str, report: Mapping[str, Any]) -> None:
+        from pytest_klaudbiusz.tracking.traces import app_traces, write_traces
+
+        experiment_id = self.run_experiments.get(run_id)
+        if experiment_id is None:
+            experiment_id = self.get_run(run_id, "run").info.experiment_id
+        write_traces(self.uri, str(experiment_id), run_id, app_traces(report))
 
     def logged_run(self, evaluation_id: str) -> str | None:
         """The run already holding this evaluation in full, if any. Partial runs of it (a
@@ -241,6 +278,10 @@ class MlflowTracker:
                     return str(run.info.run_id)
             for run in runs:
                 self.client.delete_run(run.info.run_id)
+            if runs:  # and the traces they wrote, so the resend adds no copies
+                from pytest_klaudbiusz.tracking.traces import delete_evaluation_traces
+
+                delete_evaluation_traces(self.client, experiment.experiment_id, evaluation_id)
         return None
 
     def fail_run(self, run_id: str) -> None:
@@ -251,11 +292,15 @@ class MlflowTracker:
     def _experiment_id(self) -> str:
         from mlflow.exceptions import MlflowException
 
+        from pytest_klaudbiusz.tracking.describe import EXPERIMENT_DESCRIPTION, NOTE_TAG
+
         experiment = self.client.get_experiment_by_name(self.experiment)
         if experiment is None:
             try:
                 return self.client.create_experiment(
-                    self.experiment, artifact_location=self._artifact_location()
+                    self.experiment,
+                    artifact_location=self._artifact_location(),
+                    tags={NOTE_TAG: EXPERIMENT_DESCRIPTION},
                 )
             except MlflowException as exc:  # another process created it meanwhile
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -266,6 +311,10 @@ class MlflowTracker:
             raise TrackingError(
                 f"MLflow experiment {self.experiment!r} is deleted: restore it"
                 " (mlflow experiments restore) or choose another with --klaud-experiment"
+            )
+        if NOTE_TAG not in experiment.tags:  # made before there were descriptions
+            self.client.set_experiment_tag(
+                experiment.experiment_id, NOTE_TAG, EXPERIMENT_DESCRIPTION
             )
         return experiment.experiment_id
 
@@ -330,12 +379,14 @@ def log_report(
     experiment: str,
     on_run_id: Callable[[str], None] | None = None,
     run_id: str | None = None,
+    traces: bool = True,
 ) -> str:
     """Log one evaluation as one run and return its id; raises ``TrackingError``.
 
     ``on_run_id`` runs between opening and completing the run, so the caller can put the
     run id into the report files before they are uploaded. ``run_id`` names an open run to
-    complete instead of creating one (the parent run of a sharded evaluation).
+    complete instead of creating one (the parent run of a sharded evaluation). ``traces``
+    False leaves out the per-app traces (``--klaud-no-traces``).
     """
     with quiet_mlflow():
         import mlflow
@@ -349,7 +400,7 @@ def log_report(
             except BaseException:
                 tracker.fail_run(run_id)
                 raise
-        tracker.complete_run(run_id, report, files)
+        tracker.complete_run(run_id, report, files, traces)
     return run_id
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import NO_TRACKING, assert_same_report, make_app, make_suite, read_report, run
+from helpers import (
+    NO_TRACKING,
+    MlflowServer,
+    assert_same_report,
+    make_app,
+    make_suite,
+    read_report,
+    run,
+)
 
 if TYPE_CHECKING:
     from helpers import MlflowServer
@@ -206,6 +214,14 @@ def test_merge_completes_the_parent_run_as_a_single_run_would_log_it(
     assert {c.data.tags["framework"] for c in children} == {"klaudbiusz-shard"}
     assert sorted(int(c.data.params["total_apps"]) for c in children) == sorted(
         s["apps"] for s in report["run"]["shards"]
+    )
+    experiment_id = parent_run.info.experiment_id
+    traced = client.search_traces(locations=[experiment_id], run_id=parent, include_spans=False)
+    assert sorted(t.info.tags["klaud_app"] for t in traced) == sorted(
+        app["app_name"] for app in report["apps"]
+    )  # the merge writes a trace per app once; its shards write none
+    assert not any(
+        client.search_traces(locations=[experiment_id], run_id=c.info.run_id) for c in children
     )
 
     from pytest_klaudbiusz.tracking.history import History  # what baselines and --klaud-compare see

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import NO_TRACKING, REPO, make_app, make_suite, read_report, run
+from helpers import NO_TRACKING, REPO, MlflowServer, make_app, make_suite, read_report, run
 
 from pytest_klaudbiusz.apps import scoring
 from pytest_klaudbiusz.apps.plan import discover_apps

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
+from helpers import FINISHED, STARTED
 
 from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.metrics import CHECKS
@@ -27,7 +28,7 @@ from pytest_klaudbiusz.tracking.store import configure_mlflow_environment
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-STARTED, FINISHED = "2026-11-26T06:10:12Z", "2026-11-26T06:14:40Z"
+
 EXPERIMENT = "/Shared/api-tests"
 
 

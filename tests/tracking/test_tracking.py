@@ -12,15 +12,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from helpers import subprocess_env
+from helpers import REPORT_FILES, STARTED, MlflowServer, make_report, subprocess_env, write_files
 from mlflow_proxy import CountingProxy
 
-from pytest_klaudbiusz.results.aggregate import build_report
-from pytest_klaudbiusz.results.metrics import CHECKS
-from pytest_klaudbiusz.results.model import AppResult, AppStatus
 from pytest_klaudbiusz.tracking.runs import MlflowTracker, TrackingError, log_report, run_name
 from pytest_klaudbiusz.tracking.store import (
     DEFAULT_EXPERIMENT,
@@ -35,8 +32,6 @@ if TYPE_CHECKING:
     from helpers import MlflowServer
     from mlflow.tracking import MlflowClient
 
-STARTED, FINISHED = "2026-11-26T06:10:12Z", "2026-11-26T06:14:40Z"
-REPORT_FILES = ("evaluation_report.json", "EVALUATION_REPORT.md", "evaluation_report.csv")
 UNREACHABLE_ADVICE = (
     "start it, fix --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
 )
@@ -55,56 +50,6 @@ def client_for(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
-
-
-def make_app(i: int, generation: bool) -> AppResult:
-    if i == 0:
-        return AppResult("app 000", "/apps/app 000", status=AppStatus.INFRA_ERROR, error="no npm")
-    passing = i % 3 != 1
-    return AppResult(
-        app_name=f"app {i:03d}",
-        app_dir=f"/apps/app {i:03d}",
-        template_type="trpc",
-        metrics={
-            **dict.fromkeys(CHECKS, passing),
-            "local_runability_score": 4,
-            "deployability_score": 3,
-            "appeval_100": 87.5 if passing else 1.2,
-            "build_time_sec": 10.0 + i,
-        },
-        issues=[] if passing else ["no tests", "build failed"],
-        generation_metrics=(
-            {"cost_usd": 0.25, "input_tokens": 900, "output_tokens": 300, "turns": 6}
-            if generation
-            else None
-        ),
-    )
-
-
-def make_report(n_apps: int = 4, generation: bool = True, mode: str = "mcp") -> dict[str, Any]:
-    run = {
-        "mode": mode,
-        "started_at": STARTED,
-        "finished_at": FINISHED,
-        "plugin_version": "0.1.0",
-        "git_commit": "abc123",
-        "git_branch": "main",
-        "model_version": None,
-        "apps_dir": "/apps",
-        "mlflow_run_id": None,
-        "tracking_uri": None,
-        "experiment": None,
-    }
-    return build_report([make_app(i, generation) for i in range(n_apps)], run)
-
-
-def write_files(report: dict[str, Any], folder: Path) -> list[Path]:
-    folder.mkdir(parents=True)
-    contents = (json.dumps(report), "# Evaluation report\n", "app_name\napp 000\n")
-    paths = [folder / name for name in REPORT_FILES]
-    for path, text in zip(paths, contents, strict=True):
-        path.write_text(text)
-    return paths
 
 
 def epoch_ms(*args: int) -> int:
@@ -435,7 +380,7 @@ def test_requests_do_not_grow_with_apps_or_metrics(proxy: CountingProxy, tmp_pat
         report = make_report(n_apps, generation)
         files = write_files(report, tmp_path / str(n_apps))
         proxy.requests.clear()
-        log_report(report, files, proxy.uri, experiment)
+        log_report(report, files, proxy.uri, experiment, traces=False)  # traces: test_traces
         requests[n_apps] = list(proxy.requests)
 
     summaries = [make_report(n, g)["summary"] for n, g in ((2, False), (200, True))]
