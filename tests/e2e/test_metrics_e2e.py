@@ -393,6 +393,7 @@ def without_run_id(name: str, content: bytes) -> Any:
         if name == "evaluation_report.json":
             data["run"]["mlflow_run_id"] = None
         return data
+    text = re.sub(r"run_uuid=\w+", "run_uuid=-", text)  # image links into its own run
     return re.sub(r"\| mlflow_run_id \| \w+ \|", "| mlflow_run_id | - |", text)
 
 
