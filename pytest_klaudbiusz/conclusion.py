@@ -73,12 +73,17 @@ class Conclusion:
         """Log the run through the outbox: kept there until MLflow has it all, then any
         evaluation an earlier session could not send goes too (announced in the lines)."""
         from pytest_klaudbiusz.results.files import write_reports
+        from pytest_klaudbiusz.results.screenshots import screenshot_folder
         from pytest_klaudbiusz.tracking import runs as tracking
         from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
         from pytest_klaudbiusz.tracking.traces import traces_wanted
 
         outbox = Outbox(self.settings.outbox_dir)
-        files = [*self.paths.values(), *self.quality.artifacts]
+        files = [
+            *self.paths.values(),
+            *self.quality.artifacts,
+            *screenshot_folder(self.settings.report_dir),  # the apps' pages, as shot
+        ]
         try:
             self.outbox_entry = outbox.put(report, files, store.shown, store.experiment)
         except OSError as exc:  # sending is still worth a try

@@ -155,6 +155,7 @@ class EvaluationController:
         from pytest_klaudbiusz.results.aggregate import build_report
         from pytest_klaudbiusz.results.dataset import dataset_info
         from pytest_klaudbiusz.results.generation import apply_generation_results, model_of
+        from pytest_klaudbiusz.results.screenshots import store_screenshots
 
         kill_strays()  # of apps whose xdist worker died or was stopped mid-app
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
@@ -167,6 +168,7 @@ class EvaluationController:
         model_version = self.settings.model_version
         if model_version == "unknown":
             model_version = model_of(results) or "unknown"
+        store_screenshots(results, self.settings.report_dir)  # the PNGs leave the results
         run_info = self._run_info(model_version, interrupted)
         run_info["generation_results"] = (
             str(self.settings.generation_results) if self.settings.generation_results else None

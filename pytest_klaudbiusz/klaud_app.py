@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from base64 import b64decode
 
 import pytest
 
@@ -42,6 +43,14 @@ class KlaudApp:
     @property
     def metrics(self) -> dict[str, object]:
         return self.result.metrics
+
+    @property
+    def screenshot(self) -> bytes | None:
+        """The PNG of the app's page as the headless browser saw it (None: no UI checked)."""
+        from pytest_klaudbiusz.results.screenshots import SCREENSHOT_DATA
+
+        data = self.result.details.get(SCREENSHOT_DATA)
+        return b64decode(data) if isinstance(data, str) else None
 
     def record(self, name: str, value: float) -> None:
         """Record a custom per-app metric; the summary gets ``avg_<name>``."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_klaudbiusz.apps.ui import ui_enabled
 from pytest_klaudbiusz.settings import (
     DEFAULT_TREND_RUNS,
     Settings,
@@ -106,7 +107,8 @@ def add_options(parser: pytest.Parser) -> None:
         parser,
         "--klaud-timeout",
         "klaud_timeouts",
-        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request); repeatable",
+        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request, ui);"
+        " repeatable",
         ini_type="linelist",
         action="append",
         default=[],
@@ -262,6 +264,7 @@ def read_settings(config: pytest.Config) -> Settings:
         generation_results=read.path("klaud_generation_results"),
         summary_md=read.path("klaud_summary_md"),
         trend_runs=read.count("klaud_trend_runs", DEFAULT_TREND_RUNS),
+        ui=ui_enabled(config),
     )
 
 

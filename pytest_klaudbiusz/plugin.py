@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_klaudbiusz import options, sandboxing
+from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics
 from pytest_klaudbiusz.ci import options as ci_options
@@ -52,6 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     sharding.add_options(parser)  # --klaud-shard, --klaud-parent-run, --klaud-merge
     ci_options.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
+    ui.add_options(parser)  # --klaud-no-ui: no headless browser
     sandboxing.add_options(parser)  # --klaud-sandbox, --klaud-limit
     alerts.add_options(parser)  # --klaud-alert, --klaud-alert-on
     compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
@@ -131,6 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[APPS_FOLDERS_KEY] = _apps_folders(config, settings)
     config.stash[EVALUATED_KEY] = {}
+    config.add_cleanup(ui.close_browser)  # the browser of this process, if it started one
     if settings.apps_dir is not None:
         sandboxing.configure(config)  # probes bubblewrap; a UsageError if it is refused
         _stop_on_sigterm(config)
@@ -277,7 +280,11 @@ def _evaluate(app_dir: Path, config: pytest.Config) -> KlaudApp:
 
     settings, reuse = config.stash[SETTINGS_KEY], config.stash[REUSE_KEY]
     options = EvalOptions(
-        os.environ, settings.timeouts, settings.env_passthrough, sandboxing.isolation(config)
+        os.environ,
+        settings.timeouts,
+        settings.env_passthrough,
+        sandboxing.isolation(config),
+        ui=settings.ui,
     )
 
     def run(app_dir: Path) -> AppResult:

@@ -110,6 +110,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
         "runtime": "passed",
         "data": "passed",
         "data_returned": "passed",
+        "ui": "not_applicable",  # an API without a page
         "test": "passed",
     }
     assert apps["good"]["details"]["data_endpoints"] == [
@@ -378,7 +379,7 @@ def test_malformed_manifest_reports_that_app_and_evaluates_the_rest(
         assert outcomes(app) == {
             "install": "failed",
             **dict.fromkeys(
-                ("build", "typecheck", "runtime", "data", "data_returned", "test"), "skipped"
+                ("build", "typecheck", "runtime", "data", "data_returned", "ui", "test"), "skipped"
             ),
         }
     assert checks(apps["good"])["data_returned"] is True

@@ -30,6 +30,7 @@ from pytest_klaudbiusz.apps.scoring import (
     load_generation_metrics,
     parse_coverage,
 )
+from pytest_klaudbiusz.apps.ui import RULE_SEPARATOR, BrowserUnavailable, has_ui_files, ui_stage
 from pytest_klaudbiusz.results.model import (
     DEFAULT_TIMEOUTS,
     STAGES,
@@ -50,6 +51,7 @@ class EvalOptions:
     timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     env_passthrough: tuple[str, ...] = ()
     isolation: Isolation = field(default_factory=Isolation)  # sandbox and limits (none)
+    ui: bool = True  # open the app's page in a headless browser (--klaud-no-ui: off)
 
     def timeout(self, stage: str) -> float:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
@@ -62,6 +64,9 @@ def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
     """Values given to the app that must never be printed: those of secret-looking names."""
     values = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6}
     return tuple(sorted(values, key=len, reverse=True))  # longest first: no partial leftovers
+
+
+_UI_OFF = "UI check off (--klaud-no-ui)"
 
 
 def _skipped(name: str, reason: str) -> StageOutcome:
@@ -116,7 +121,11 @@ class _Run:
         command = self.plan.commands.get("start")
         if not command:
             runtime = StageOutcome("runtime", Outcome.FAILED, reason="no start command")
-            return [runtime, *self._data_skipped("runtime failed")]
+            return [
+                runtime,
+                *self._data_skipped("runtime failed"),
+                self._ui_skipped("runtime failed"),
+            ]
         log = BoundedLog()
         start, started_at = time.monotonic(), time.time()
         popen = self.processes.spawn(command, self.workdir, self.env, log)
@@ -129,7 +138,7 @@ class _Run:
             runtime = StageOutcome(
                 "runtime", Outcome.PASSED, round(time.monotonic() - start, 3), command=command
             )
-            stages = [runtime, *self._data()]
+            stages = [runtime, *self._data(), self._ui()]
         else:
             if limit := self.processes.limit_reached():
                 reason = limit
@@ -147,7 +156,11 @@ class _Run:
                 command,
                 popen.poll(),
             )
-            stages = [runtime, *self._data_skipped("runtime failed")]
+            stages = [
+                runtime,
+                *self._data_skipped("runtime failed"),
+                self._ui_skipped("runtime failed"),
+            ]
         self.processes.kill_all()
         stages[0].log_tail = log.excerpt(self.secrets)
         stages[0].started_at = started_at
@@ -160,6 +173,24 @@ class _Run:
                 StageOutcome("data_returned", Outcome.NOT_APPLICABLE, reason="no data endpoints"),
             ]
         return [_skipped("data", reason), _skipped("data_returned", "data failed")]
+
+    def _ui(self) -> StageOutcome:
+        if not self.options.ui:
+            return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason=_UI_OFF)
+        timeouts = self.options.timeout("ui"), self.options.timeout("request")
+        try:
+            stage, details = ui_stage(self.plan, self.workdir, self.port, *timeouts, self.secrets)
+        except BrowserUnavailable as exc:
+            raise InfraError(str(exc)) from None
+        self.details.update(details)
+        return stage
+
+    def _ui_skipped(self, reason: str) -> StageOutcome:
+        if not self.options.ui:
+            return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason=_UI_OFF)
+        if has_ui_files(self.plan, self.workdir):
+            return _skipped("ui", reason)
+        return StageOutcome("ui", Outcome.NOT_APPLICABLE, reason="no UI found in the files")
 
     def _data(self) -> list[StageOutcome]:
         if not self.plan.data:
@@ -244,6 +275,7 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
             typecheck,
             _skipped("runtime", reason),
             *run._data_skipped(reason),
+            run._ui_skipped(reason),
             _skipped("test", reason),
         ]
     build = run.command_stage("build", absent=Outcome.FAILED, absent_reason="no build command")
@@ -253,7 +285,11 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
     if build.passed:
         served = run.serve()
     else:
-        served = [_skipped("runtime", "build failed"), *run._data_skipped("build failed")]
+        served = [
+            _skipped("runtime", "build failed"),
+            *run._data_skipped("build failed"),
+            run._ui_skipped("build failed"),
+        ]
     test = run.command_stage("test", absent=Outcome.FAILED, absent_reason="no test command")
     return [install, build, typecheck, *served, test]
 
@@ -274,6 +310,7 @@ _CHECK_STAGES = {
     "tests_pass": "test",
     "databricks_connectivity": "data",
     "data_returned": "data_returned",
+    "ui_renders": "ui",
 }
 
 
@@ -296,7 +333,6 @@ def _scored(
             metrics[check] = None
         else:
             metrics[check] = stage.passed
-    metrics["ui_renders"] = None  # not checked by this version
     install = result.stage("install")
     local, deploy = devx_criteria(
         app_dir,
@@ -319,7 +355,10 @@ def _scored(
     metrics["appeval_100"] = appeval_100(metrics)
     result.metrics = metrics
     issues = [
-        f"{s.name}: {_stable(s.reason)}" for s in result.stages if s.outcome is Outcome.FAILED
+        f"{s.name}: {_stable(reason)}"
+        for s in result.stages
+        if s.outcome is Outcome.FAILED
+        for reason in (s.reason.split(RULE_SEPARATOR) if s.name == "ui" else [s.reason])
     ]
     issues += [CRITERION_ISSUES[c["criterion"]] for c in local + deploy if not c["passed"]]
     result.issues = issues + result.issues

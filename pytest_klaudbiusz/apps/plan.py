@@ -33,6 +33,15 @@ class DataEndpoint:
     path: str
 
 
+@dataclass(frozen=True)
+class UiManifest:
+    """``[ui]`` of ``klaud.toml``: where the app's page is, and a static client to serve."""
+
+    path: str = "/"
+    static: str | None = None  # a folder of the working copy served beside the app
+    api_prefix: str = "/api"  # requests under it go to the app, the prefix stripped
+
+
 @dataclass
 class AppPlan:
     template_type: str
@@ -42,6 +51,7 @@ class AppPlan:
     port_env: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     data: list[DataEndpoint] = field(default_factory=list)
+    ui: UiManifest | None = None  # None: found by what the running app serves
 
 
 def discover_apps(apps_dir: Path) -> list[Path]:
@@ -90,7 +100,7 @@ def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> 
 
 
 def apply_manifest(plan: AppPlan, data: dict[str, Any]) -> None:
-    _check_keys(data, ("commands", "runtime", "env", "data"), "")
+    _check_keys(data, ("commands", "runtime", "env", "data", "ui"), "")
     commands = _table(data, "commands")
     _check_keys(commands, COMMAND_STAGES, "in [commands]: ")
     for stage, command in commands.items():
@@ -127,6 +137,30 @@ def apply_manifest(plan: AppPlan, data: dict[str, Any]) -> None:
     plan.env = dict(env)
     if "data" in data:
         plan.data = _data_endpoints(data["data"])
+    if "ui" in data:
+        plan.ui = _ui_manifest(_table(data, "ui"))
+
+
+def _ui_manifest(table: dict[str, Any]) -> UiManifest:
+    _check_keys(table, ("path", "static", "api_prefix"), "in [ui]: ")
+    path, api_prefix = table.get("path", "/"), table.get("api_prefix", "/api")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ManifestError(f"{MANIFEST}: ui.path must be a path starting with '/'")
+    if (
+        not isinstance(api_prefix, str)
+        or not api_prefix.startswith("/")
+        or not api_prefix.rstrip("/")
+    ):
+        raise ManifestError(f"{MANIFEST}: ui.api_prefix must be a path such as '/api'")
+    static = table.get("static")
+    if static is not None and (
+        not isinstance(static, str)
+        or not static
+        or Path(static).is_absolute()
+        or ".." in Path(static).parts
+    ):
+        raise ManifestError(f"{MANIFEST}: ui.static must be a folder inside the app")
+    return UiManifest(path, static, api_prefix.rstrip("/"))
 
 
 def _data_endpoints(entries: Any) -> list[DataEndpoint]:

@@ -34,6 +34,18 @@ from pytest_klaudbiusz.apps.logs import BoundedLog, LogPipe
 TOKEN_VAR = "KLAUD_APP_TOKEN"
 _PR_SET_CHILD_SUBREAPER = 36
 _subreaper: bool | None = None
+#: Children the harness itself started while an app ran (the browser's driver): never an
+#: app's, though they appeared during its evaluation (see ``harness_children``).
+_harness: set[tuple[int, float]] = set()
+
+
+def harness_children(before: set[int]) -> None:
+    """Count this process's children started since ``before`` (pids) as the harness's own,
+    except those carrying an app's token (an app's orphan re-parented meanwhile)."""
+    for child in psutil.Process().children():
+        with suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            if child.pid not in before and TOKEN_VAR not in child.environ():
+                _harness.add(_identity(child))
 
 
 def become_subreaper() -> bool:
@@ -165,7 +177,7 @@ class AppProcesses:
         members = []
         for proc in self._candidates():
             try:
-                if _identity(proc) in self._preexisting:
+                if _identity(proc) in self._preexisting or _identity(proc) in _harness:
                     continue
                 if (
                     proc.status() == psutil.STATUS_ZOMBIE

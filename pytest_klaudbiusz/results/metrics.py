@@ -25,6 +25,7 @@ CHECKS = (
     "tests_pass",
     "databricks_connectivity",
     "data_returned",
+    "ui_renders",
 )
 
 #: Summary rate name for each check.
@@ -46,7 +47,6 @@ AVERAGED = (
 #: An app's ``metrics`` keys in report order; ``TABLE`` ones go to MLflow's apps table too.
 APP_METRICS = (
     *CHECKS,
-    "ui_renders",
     "local_runability_score",
     "deployability_score",
     "test_coverage_pct",
@@ -57,7 +57,7 @@ APP_METRICS = (
     "has_tests",
     "appeval_100",
 )
-TABLE_METRICS = tuple(m for m in APP_METRICS if m not in ("ui_renders", "has_dockerfile"))
+TABLE_METRICS = tuple(m for m in APP_METRICS if m != "has_dockerfile")
 
 #: An app's generation data that reports and tables show (``generation_metrics`` keys).
 GENERATION_KEYS = ("cost_usd", "input_tokens", "output_tokens", "turns")

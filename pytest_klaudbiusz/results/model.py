@@ -16,8 +16,8 @@ from pytest_klaudbiusz.results.metrics import CHECKS
 
 SCHEMA_VERSION = 1
 
-#: Stages in the order they run; ``data`` is the connectivity check.
-STAGES = ("install", "build", "typecheck", "runtime", "data", "data_returned", "test")
+#: Stages in the order they run; ``data`` is the connectivity check, ``ui`` the browser's.
+STAGES = ("install", "build", "typecheck", "runtime", "data", "data_returned", "ui", "test")
 
 #: Seconds each stage may take (``request``: one HTTP request to the running app).
 DEFAULT_TIMEOUTS = {
@@ -26,6 +26,7 @@ DEFAULT_TIMEOUTS = {
     "typecheck": 300.0,
     "test": 300.0,
     "request": 10.0,
+    "ui": 30.0,  # opening the page in the browser, until it settled and was shot
 }
 
 

@@ -8,6 +8,7 @@ only: no pytest, no mlflow.
 from __future__ import annotations
 
 import csv
+import html
 import io
 from collections import Counter
 from pathlib import Path
@@ -18,9 +19,10 @@ from pytest_klaudbiusz.results.markdown import markdown_table
 from pytest_klaudbiusz.results.metrics import APP_METRICS, GENERATION_KEYS, RATES, percent
 from pytest_klaudbiusz.results.model import AppResult, AppStatus, Outcome
 from pytest_klaudbiusz.results.report import FILE_NAMES, REPRODUCIBILITY_FIELDS, EvaluationReport
-from pytest_klaudbiusz.results.text import csv_cell
+from pytest_klaudbiusz.results.screenshots import LEFT_OUT, SCREENSHOT_LINK, attention_first
+from pytest_klaudbiusz.results.text import csv_cell, markdown_cell
 
-FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "test")
+FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "ui", "test")
 
 
 def _num(value: float | None, fmt: str = ".1f", unit: str = "") -> str:
@@ -155,6 +157,33 @@ def _attention(apps: list[AppResult]) -> list[str]:
     return lines
 
 
+def _screenshots(apps: list[AppResult]) -> list[str]:
+    """The gallery: each app's page as the browser saw it, the apps needing attention first."""
+    rows, left_out = [], []
+    for app in attention_first(apps):
+        link, ui = app.details.get(SCREENSHOT_LINK), app.stage("ui")
+        if app.details.get(LEFT_OUT):
+            left_out.append(f"{app.app_name} ({app.details[LEFT_OUT]})")
+        if not isinstance(link, str) or ui is None:
+            continue
+        verdict = ui.outcome.value + (f": {ui.reason}" if ui.reason else "")
+        image = f'<img src="{html.escape(link)}" alt="{html.escape(app.app_name)}" width="400">'
+        rows.append((app.app_name, verdict, image))
+    if not rows and not left_out:
+        return []
+    lines = [
+        "## Screenshots",
+        "",
+        "Each app's page in a headless browser (1280x800, the whole page when it is short);"
+        " apps needing attention first.",
+        "",
+        *markdown_table(("App", "UI", "Page"), rows),
+    ]
+    if left_out:
+        lines += ["", "Not kept: " + markdown_cell("; ".join(left_out)) + "."]
+    return lines
+
+
 def _generation(report: EvaluationReport) -> list[str]:
     summary = report["summary"]
     with_data = summary.get("apps_with_generation_metrics", 0)
@@ -235,6 +264,7 @@ def render_markdown(report: EvaluationReport) -> str:
         _devx(apps),
         _common_issues(apps),
         _attention(apps),
+        _screenshots(apps),
         _generation(report),
         cost_quality_markdown(report),
         _run(report),

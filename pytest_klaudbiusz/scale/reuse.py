@@ -65,6 +65,7 @@ def result_key(app_dir: Path, options: EvalOptions) -> str:
         key.update(framed(b"T", f"{stage}={float(seconds)!r}"))
     for pattern in options.env_passthrough:
         key.update(framed(b"P", pattern))
+    key.update(framed(b"U", str(options.ui)))
     isolation = options.isolation  # an app may pass unsandboxed and fail sandboxed
     key.update(framed(b"S", f"{isolation.sandbox} {isolation.limits}"))
     for name, value in app_variables(app_dir, options):

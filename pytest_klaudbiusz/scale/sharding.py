@@ -156,6 +156,7 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
     from pytest_klaudbiusz.conclusion import Conclusion
     from pytest_klaudbiusz.results.files import load_report
     from pytest_klaudbiusz.results.render import render_terminal_summary
+    from pytest_klaudbiusz.results.screenshots import gather_screenshots
     from pytest_klaudbiusz.scale.merge import MergeError, merge_reports, parent_run_id
     from pytest_klaudbiusz.settings import SettingsError, check_report_dir
 
@@ -178,6 +179,7 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
     merged = MergedEvaluation(report)
     control = QualityControl(config, settings, merged)  # gates, baseline, trend
     control.resolve_baseline()  # a baseline that cannot be found: no report, no run
+    gather_screenshots(report, shards, settings.report_dir)  # from the shards' folders
     conclusion = Conclusion(config, settings, control, store, parent_run=parent)
     conclusion.conclude(report)
     print(f"merged {len(shards)} shard reports ({len(report['apps'])} apps)")

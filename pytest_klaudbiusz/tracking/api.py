@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pytest_klaudbiusz import __version__
 from pytest_klaudbiusz.results.files import load_report, write_reports
 from pytest_klaudbiusz.results.report import EvaluationReport, report_problem, utc_timestamp
+from pytest_klaudbiusz.results.screenshots import SCREENSHOT_LINK, screenshot_folder
 from pytest_klaudbiusz.settings import parse_mode
 from pytest_klaudbiusz.tracking import runs as tracking
 from pytest_klaudbiusz.tracking.runs import TrackingError
@@ -296,7 +297,8 @@ class EvaluationTracker:
 
 
 def _attachments(report: Mapping[str, Any], folder: Path) -> list[Path]:
-    """The files beside the report that its sections point to (``{"image": "trend.png"}``)."""
+    """The files beside the report that its sections point to (``{"image": "trend.png"}``),
+    and its apps' screenshots folder."""
     found = []
     for section in report.values():
         name = section.get("image") if isinstance(section, Mapping) else None
@@ -304,7 +306,8 @@ def _attachments(report: Mapping[str, Any], folder: Path) -> list[Path]:
             path = folder / name
             if path.is_file():
                 found.append(path)
-    return found
+    linked = any((app.get("details") or {}).get(SCREENSHOT_LINK) for app in report["apps"])
+    return found + (screenshot_folder(folder) if linked else [])
 
 
 def _as_report(report: Mapping[str, Any] | str | os.PathLike[str]) -> EvaluationReport:

@@ -54,7 +54,10 @@ class Outbox:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         for path in files:
-            shutil.copy2(path, staging / path.name)
+            if path.is_dir():  # the screenshots folder
+                shutil.copytree(path, staging / path.name)
+            else:
+                shutil.copy2(path, staging / path.name)
         entry = {
             "target": target,
             "experiment": experiment,

@@ -247,6 +247,9 @@ class MlflowTracker:
 
         with tempfile.TemporaryDirectory(prefix="klaud-artifacts-") as tmp:
             for path in files:
+                if path.is_dir():  # the screenshots: screenshots/<app>.png in the run
+                    self.client.log_artifacts(run_id, str(path), path.name)
+                    continue
                 if path.suffix == ".md":
                     text = path.read_text(encoding="utf-8")
                     linked = artifact_image_links(text, self.uri, run_id)

@@ -194,8 +194,8 @@ def test_exitfirst_under_xdist_never_drops_an_app(pytester: pytest.Pytester) -> 
 #: The checks each shipped app fails (every other check passes or does not apply).
 CORPUS_FAILURES = {
     "billing-export-docker": set(),
-    "broken-build": {"build_success", "runtime_success"},
-    "crash-on-start": {"runtime_success", "databricks_connectivity", "data_returned"},
+    "broken-build": {"build_success", "runtime_success", "ui_renders"},
+    "crash-on-start": {"runtime_success", "databricks_connectivity", "data_returned", "ui_renders"},
     "empty-results": {"data_returned"},
     "failing-tests": {"tests_pass"},
     "inventory-dbx-sdk": set(),
@@ -206,8 +206,8 @@ CORPUS_FAILURES = {
     "sales-dashboard-trpc": set(),
     "type-errors": {"type_safety"},
     "unresolvable-deps": {"build_success", "runtime_success", "tests_pass"},
-    "warehouse-down": {"databricks_connectivity", "data_returned"},
-    "wrong-port": {"runtime_success"},
+    "warehouse-down": {"databricks_connectivity", "data_returned", "ui_renders"},
+    "wrong-port": {"runtime_success", "ui_renders"},
 }
 
 
@@ -232,15 +232,21 @@ def test_shipped_corpus_serial_and_xdist_give_the_same_report(pytester: pytest.P
     for name, failed in CORPUS_FAILURES.items():
         app = apps[name]
         assert app["status"] == "evaluated", (name, app["error"])
-        assert {c for c, ok in checks(app).items() if ok is False} == failed, name
-        assert {c for c, ok in checks(app).items() if ok is None} <= {
+        every_check = {**checks(app), "ui_renders": app["metrics"]["ui_renders"]}
+        assert {c for c, ok in every_check.items() if ok is False} == failed, name
+        assert {c for c, ok in every_check.items() if ok is None} <= {
             "type_safety",
             "databricks_connectivity",
             "data_returned",
+            "ui_renders",
         }, name
     assert outcomes(apps["sales-dashboard-trpc"]) == dict.fromkeys(
-        ("install", "build", "typecheck", "runtime", "data", "data_returned", "test"), "passed"
+        ("install", "build", "typecheck", "runtime", "data", "data_returned", "ui", "test"),
+        "passed",
     )
+    without_ui = {name for name, app in apps.items() if app["metrics"]["ui_renders"] is None}
+    assert without_ui == {"billing-export-docker", "manifest-app", "nightly-digest-batch",
+                          "no-tests-no-build", "unresolvable-deps"}  # fmt: skip
     assert outcomes(apps["broken-build"])["runtime"] == "skipped"
     assert outcomes(apps["crash-on-start"])["data"] == "skipped"
     assert {name: app["template_type"] for name, app in apps.items()} == {
@@ -271,6 +277,8 @@ def test_shipped_corpus_serial_and_xdist_give_the_same_report(pytester: pytest.P
     assert summary["tests_pass_rate"] == 12 / 15
     assert serial_report["run"]["mode"] == "corpus"
     # the failures explain themselves
-    serial.stdout.fnmatch_lines(["broken-build: failed build_success, runtime_success"])
-    serial.stdout.fnmatch_lines(["wrong-port: failed runtime_success", "  runtime: failed (*)"])
+    serial.stdout.fnmatch_lines(["broken-build: failed build_success, runtime_success, ui_renders"])
+    serial.stdout.fnmatch_lines(
+        ["wrong-port: failed runtime_success, ui_renders", "  runtime: failed (*)"]
+    )
     serial.stdout.fnmatch_lines(["failing-tests: failed tests_pass", "--- test log ---"])

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.files import load_report, write_reports
+from pytest_klaudbiusz.results.metrics import RATES
 from pytest_klaudbiusz.results.model import AppResult, AppStatus, Outcome, StageOutcome
 from pytest_klaudbiusz.results.render import render_csv, render_markdown, render_terminal_summary
 
@@ -272,7 +273,7 @@ def test_terminal_summary_is_short_and_aligned(report: dict[str, Any]) -> None:
     type_safety = next(line for line in lines if line.startswith("type_safety_rate "))
     assert type_safety.endswith("   n/a  (0/0)")
     rate_lines = [line for line in lines if "_rate " in line]
-    assert len(rate_lines) == 6
+    assert len(rate_lines) == len(RATES)
     assert len({line.index("(") for line in rate_lines}) == 1
     assert any(line.startswith("reports: app-eval/EVALUATION_REPORT.md") for line in lines)
     assert lines[-1] == "mlflow run: run-42"
