@@ -95,7 +95,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
         "needs-tool": "infra_error",
         "no-data": "evaluated",
     }
-    passing = dict.fromkeys(CHECKS, True) | {"type_safety": None}
+    passing = dict.fromkeys(CHECKS, True) | {"type_safety": None, "ui_renders": None}
     assert checks(apps["good"]) == passing
     assert checks(apps["no-data"]) == passing | {
         "databricks_connectivity": None,

@@ -31,6 +31,7 @@ from pytest_klaudbiusz.apps.scoring import (
     parse_coverage,
 )
 from pytest_klaudbiusz.apps.ui import RULE_SEPARATOR, BrowserUnavailable, has_ui_files, ui_stage
+from pytest_klaudbiusz.results.metrics import CHECK_STAGES
 from pytest_klaudbiusz.results.model import (
     DEFAULT_TIMEOUTS,
     STAGES,
@@ -303,17 +304,6 @@ def _wait_port_free(port: int, timeout: float = 2.0) -> bool:
     return True
 
 
-_CHECK_STAGES = {
-    "build_success": "build",
-    "runtime_success": "runtime",
-    "type_safety": "typecheck",
-    "tests_pass": "test",
-    "databricks_connectivity": "data",
-    "data_returned": "data_returned",
-    "ui_renders": "ui",
-}
-
-
 _SECONDS = re.compile(r" (?:after|within) \d+(?:\.\d+)?s$")
 
 
@@ -327,7 +317,7 @@ def _scored(
     result: AppResult, app_dir: Path, plan: AppPlan | None, extra: dict[str, Any]
 ) -> AppResult:
     metrics: dict[str, Any] = {}
-    for check, stage_name in _CHECK_STAGES.items():
+    for check, stage_name in CHECK_STAGES.items():
         stage = result.stage(stage_name)
         if stage is None or stage.outcome is Outcome.NOT_APPLICABLE:
             metrics[check] = None

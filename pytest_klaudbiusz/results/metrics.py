@@ -28,6 +28,17 @@ CHECKS = (
     "ui_renders",
 )
 
+#: The stage whose outcome decides each check.
+CHECK_STAGES = {
+    "build_success": "build",
+    "runtime_success": "runtime",
+    "type_safety": "typecheck",
+    "tests_pass": "test",
+    "databricks_connectivity": "data",
+    "data_returned": "data_returned",
+    "ui_renders": "ui",
+}
+
 #: Summary rate name for each check.
 RATES = {check: f"{check}_rate" for check in CHECKS}
 

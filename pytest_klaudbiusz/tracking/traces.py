@@ -29,21 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.metrics import CHECK_STAGES, CHECKS
 from pytest_klaudbiusz.tracking.runs import EVALUATION_ID_TAG  # the runs' tag, on traces too
 
 if TYPE_CHECKING:
     import pytest
     from mlflow.tracking import MlflowClient
-#: The stage whose outcome decides each check (its reason is the feedback's rationale).
-CHECK_STAGES = {
-    "build_success": "build",
-    "runtime_success": "runtime",
-    "type_safety": "typecheck",
-    "tests_pass": "test",
-    "databricks_connectivity": "data",
-    "data_returned": "data_returned",
-}
 #: Numeric per-app scores written as feedback; the DevX ones explain themselves by the
 #: criteria that failed (``details[...]``).
 SCORES = {
