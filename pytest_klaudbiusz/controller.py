@@ -6,6 +6,7 @@ on the controller only.
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_klaudbiusz import __version__, sandboxing
+from pytest_klaudbiusz import __version__, database_server, sandboxing
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci.alerts import masked_command
 from pytest_klaudbiusz.ci.quality_control import QualityControl
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from pytest_klaudbiusz.conclusion import Conclusion
     from pytest_klaudbiusz.tracking.registry import RegisterRequest
     from pytest_klaudbiusz.tracking.store import TrackingStore
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s/:@]+:)[^\s/@]+@", re.I)
 
 
 class EvaluationController:
@@ -137,10 +141,14 @@ class EvaluationController:
             "git_branch": branch,
             "model_version": model_version,
             "apps_dir": str(apps_dir) if apps_dir else None,
-            "command": " ".join(["pytest", *masked_command(self.config.invocation_params.args)]),
+            "command": _URL_PASSWORD.sub(  # e.g. --klaud-postgres postgresql://user:PASSWORD@h/db
+                r"\1[REDACTED]@",
+                " ".join(["pytest", *masked_command(self.config.invocation_params.args)]),
+            ),
             "tracking_uri": self.store.uri if self.store else None,
             "experiment": self.store.experiment if self.store else None,
             "mlflow_run_id": None,
+            "postgres": database_server.run_field(self.config),  # which one the apps used
             **sharding.run_fields(self.config, apps_dir),  # the corpus, to merge shards
             **sandboxing.run_fields(self.config),  # the sandbox and limits the apps ran under
         }

@@ -14,19 +14,24 @@ _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 
 
 def verdict(result: AppResult) -> str | None:
-    """Why the app fails (its failed checks and the log of the first failed stage), or None."""
+    """Why the app fails (its failed checks, and the reason and log of every failed stage),
+    or None."""
     failed = result.failed_checks()
-    if not failed:
+    problem = result.details.get("manifest_error")
+    if not failed and not problem:
         return None
-    lines = [f"{result.app_name}: failed {', '.join(failed)}"]
+    lines = [f"{result.app_name}: failed {', '.join(failed) or 'to be evaluated'}"]
     lines += [
         f"  {s.name}: {s.outcome} ({s.reason})"
         for s in result.stages
         if s.reason and s.outcome in (Outcome.FAILED, Outcome.SKIPPED)
     ]
-    culprit = next((s for s in result.stages if s.outcome is Outcome.FAILED and s.log_tail), None)
-    if culprit is not None:
-        lines += [f"--- {culprit.name} log ---", culprit.log_tail]
+    hint = result.details.get("port_hint")
+    if hint:
+        lines.append(f"  hint: {hint}")
+    for stage in result.stages:
+        if stage.outcome is Outcome.FAILED and stage.log_tail:
+            lines += [f"--- {stage.name} log ---", stage.log_tail]
     return "\n".join(lines)
 
 

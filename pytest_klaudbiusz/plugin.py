@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_klaudbiusz import options, sandboxing
+from pytest_klaudbiusz import database_server, options, sandboxing
 from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics
@@ -59,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     compare_metrics.add_options(parser)  # --klaud-metrics (what --klaud-compare shows)
     ab_command.add_options(parser)  # --klaud-ab A B
     dashboard.add_options(parser)  # --klaud-dashboard [PORT]
+    database_server.add_options(parser)  # --klaud-postgres: where apps get their databases
     traces.add_options(parser)  # --klaud-no-traces
     registry.add_options(parser)  # --klaud-register, --klaud-generation-config
 
@@ -139,6 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _stop_on_sigterm(config)
     config.stash[REUSE_KEY] = _result_reuse(config, settings)
     ordering.register(config, settings)  # reorders the collected apps, deals them to workers
+    database_server.register(config, settings)  # the PostgreSQL of apps that use one
     if not hasattr(config, "workerinput"):
         controller = EvaluationController(config, settings)
         controller.load_generation_results()
@@ -279,12 +281,15 @@ def _evaluate(app_dir: Path, config: pytest.Config) -> KlaudApp:
     from pytest_klaudbiusz.results.text import inert_result
 
     settings, reuse = config.stash[SETTINGS_KEY], config.stash[REUSE_KEY]
+    postgres = database_server.session_postgres(config)
     options = EvalOptions(
         os.environ,
         settings.timeouts,
         settings.env_passthrough,
         sandboxing.isolation(config),
         ui=settings.ui,
+        postgres=postgres.server,
+        no_postgres=postgres.problem,
     )
 
     def run(app_dir: Path) -> AppResult:

@@ -21,6 +21,8 @@ import pytest
 from helpers import MlflowServer, free_port
 from mlflow.tracking import MlflowClient
 
+from pytest_klaudbiusz.apps.postgres import PostgresServer, SessionCluster, find_pg_ctl
+
 MLFLOW_SERVER_START_TIMEOUT_SEC = 120.0
 
 
@@ -106,3 +108,16 @@ def sqlite_tracking_uri(tmp_path: Path, _initialised_mlflow_db: Path) -> str:
     """``sqlite:///<tmp_path>/mlflow.db``: a private, empty, initialised MLflow store."""
     shutil.copyfile(_initialised_mlflow_db, tmp_path / "mlflow.db")
     return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster for this test session (the plugin's own session cluster)."""
+    pg_ctl = find_pg_ctl()
+    if pg_ctl is None:
+        pytest.fail("PostgreSQL is not installed (apt-get install postgresql)", pytrace=False)
+    cluster = SessionCluster(pg_ctl)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import textwrap
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +146,7 @@ def outcomes(app: dict[str, Any]) -> dict[str, str]:
 
 #: Values that legitimately differ between two runs of the same apps.
 VOLATILE_METRICS = ("build_time_sec", "startup_time_sec")
-VOLATILE_DETAILS = ("port", "startup_time_sec")
+VOLATILE_DETAILS = ("port", "startup_time_sec", "databases")  # database names are random
 VOLATILE_STAGE_KEYS = ("duration_sec", "log_tail", "started_at")
 VOLATILE_SUMMARY = ("avg_build_time_sec", "avg_startup_time_sec")
 
@@ -332,3 +336,54 @@ def write_files(report: dict[str, Any], folder: Path) -> list[Path]:
     for path, text in zip(paths, contents, strict=True):
         path.write_text(text)
     return paths
+
+
+# --- a pytest session watched while it runs ------------------------------------------
+
+WAIT_SEC = 120
+
+
+class Session:
+    """``pytest`` in its own process group, its output read as it comes."""
+
+    def __init__(self, pytester: pytest.Pytester, *args: str) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-v", *args],
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # a Ctrl-C sent to its group does not reach this test
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, condition: str, check: object) -> None:
+        deadline = time.monotonic() + WAIT_SEC
+        while not check():  # type: ignore[operator]
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail(f"never saw {condition}:\n{''.join(self.lines)}")
+            time.sleep(0.05)
+
+    def finish(self) -> int:
+        try:
+            code = self.process.wait(WAIT_SEC)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self._reader.join(10)
+        return code
+
+    def has_line(self, *words: str) -> bool:
+        return any(all(w in line for w in words) for line in self.lines)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_klaudbiusz.apps.diagnosis import listening_elsewhere, registry_unreachable
 from pytest_klaudbiusz.apps.isolation import Isolation
 from pytest_klaudbiusz.apps.logs import BoundedLog
-from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError, plan_app
+from pytest_klaudbiusz.apps.plan import DEFAULT_HEALTH, AppPlan, ManifestError
+from pytest_klaudbiusz.apps.postgres import NO_POSTGRES, AppDatabases, PostgresError, PostgresServer
 from pytest_klaudbiusz.apps.probes import check_endpoint, wait_healthy
 from pytest_klaudbiusz.apps.processes import AppProcesses, free_port, port_is_free
 from pytest_klaudbiusz.apps.redaction import redaction_values
@@ -30,6 +33,7 @@ from pytest_klaudbiusz.apps.scoring import (
     load_generation_metrics,
     parse_coverage,
 )
+from pytest_klaudbiusz.apps.templates import plan_app
 from pytest_klaudbiusz.apps.ui import RULE_SEPARATOR, BrowserUnavailable, has_ui_files, ui_stage
 from pytest_klaudbiusz.results.metrics import CHECK_STAGES
 from pytest_klaudbiusz.results.model import (
@@ -53,6 +57,9 @@ class EvalOptions:
     env_passthrough: tuple[str, ...] = ()
     isolation: Isolation = field(default_factory=Isolation)  # sandbox and limits (none)
     ui: bool = True  # open the app's page in a headless browser (--klaud-no-ui: off)
+    postgres: PostgresServer | None = None  # where apps that use PostgreSQL get databases
+    no_postgres: str = NO_POSTGRES  # why there is no server (an infrastructure error)
+    test_retries: int = 1  # a suite that fails, then passes, is flaky: not the app's failure
 
     def timeout(self, stage: str) -> float:
         return float(self.timeouts.get(stage, DEFAULT_TIMEOUTS[stage]))
@@ -77,7 +84,13 @@ def _skipped(name: str, reason: str) -> StageOutcome:
 class _Run:
     """One evaluation in progress: the plan, the working copy, the processes."""
 
-    def __init__(self, plan: AppPlan, workdir: Path, options: EvalOptions) -> None:
+    def __init__(
+        self,
+        plan: AppPlan,
+        workdir: Path,
+        options: EvalOptions,
+        databases: AppDatabases | None = None,
+    ) -> None:
         self.plan, self.workdir, self.options = plan, workdir, options
         self.processes = AppProcesses(options.isolation.confine(workdir, workdir.parent / "own"))
         self.port = free_port()
@@ -86,6 +99,16 @@ class _Run:
             manifest_env=plan.env, passthrough=options.env_passthrough,
         )  # fmt: skip
         self.details: dict[str, Any] = {"port": self.port}
+        if plan.unprobed:
+            self.details["data_not_probed"] = {
+                "queries": list(plan.unprobed),
+                "reason": "they need an input",
+            }
+        self.test_env = self.env  # the test stage's: its own database
+        if databases is not None:
+            self.test_env = {**self.env, **databases.environment(plan.database_env, test=True)}
+            self.env.update(databases.environment(plan.database_env, test=False))
+            self.details["databases"] = dict(zip(("server", "test"), databases.names, strict=True))
         self.secrets = redaction_values(secret_values(self.env), options.environ)
         self.coverage: float | None = None  # from the test command's output
 
@@ -94,16 +117,21 @@ class _Run:
         if not command:
             return StageOutcome(name, absent, reason=absent_reason)
         log = BoundedLog()
+        env = self.test_env if name == "test" else self.env
         started_at = time.time()
-        result = self.processes.run(
-            command, self.workdir, self.env, log, self.options.timeout(name)
-        )
+        result = self.processes.run(command, self.workdir, env, log, self.options.timeout(name))
         tail = log.excerpt(self.secrets)
         if name == "test":
             self.coverage = parse_coverage(log.text())
         missing = self.processes.missing_program
-        if result.exit_code == 127 and (program := missing(command, self.env)):
+        if result.exit_code == 127 and (program := missing(command, env)):
             raise InfraError(f"{program} is not installed or not on PATH (needed by {name})")
+        if (
+            name == "install"
+            and result.exit_code != 0
+            and (cause := registry_unreachable(log.text()))
+        ):
+            raise InfraError(f"install could not reach the package registry ({cause})")
         if result.limit:
             outcome, reason = Outcome.FAILED, result.limit
         elif result.timed_out:
@@ -118,7 +146,8 @@ class _Run:
         )  # fmt: skip
 
     def serve(self) -> list[StageOutcome]:
-        """runtime, data and data_returned, probed while the app is running."""
+        """runtime (after the schema and seed scripts), then data, data_returned and ui,
+        probed while the app is running."""
         command = self.plan.commands.get("start")
         if not command:
             runtime = StageOutcome("runtime", Outcome.FAILED, reason="no start command")
@@ -129,6 +158,18 @@ class _Run:
             ]
         log = BoundedLog()
         start, started_at = time.monotonic(), time.time()
+        prepared = self._prepare_database(log)
+        if prepared is not None:  # its schema or seed script failed: the server would too
+            elapsed = round(time.monotonic() - start, 3)
+            runtime = StageOutcome(
+                "runtime", Outcome.FAILED, elapsed, prepared, command, started_at=started_at
+            )
+            runtime.log_tail = log.excerpt(self.secrets)
+            return [
+                runtime,
+                *self._data_skipped("runtime failed"),
+                self._ui_skipped("runtime failed"),
+            ]
         popen = self.processes.spawn(command, self.workdir, self.env, log)
         health = wait_healthy(
             self.port, self.plan.health, self.plan.ready_timeout, alive=lambda: popen.poll() is None
@@ -149,6 +190,12 @@ class _Run:
                 reason = "start command exited"
             else:
                 reason = f"not healthy within {self.plan.ready_timeout:g}s"
+                if (other := listening_elsewhere(log.text(), self.port)) is not None:
+                    reason += f"; its log says it listens on port {other}, not {self.port}"
+                    self.details["port_hint"] = (
+                        f"the app listens on port {other}: give its port variable to "
+                        "[runtime] port_env in klaud.toml"
+                    )
             runtime = StageOutcome(
                 "runtime",
                 Outcome.FAILED,
@@ -166,6 +213,25 @@ class _Run:
         stages[0].log_tail = log.excerpt(self.secrets)
         stages[0].started_at = started_at
         return stages
+
+    def _prepare_database(self, log: BoundedLog) -> str | None:
+        """Run the app's schema and seed scripts before its server, as its deployment
+        does; the reason the runtime fails when one of them fails."""
+        for name in ("schema", "seed"):
+            command = self.plan.commands.get(name)
+            if not command:
+                continue
+            log.write(f"$ {command}\n".encode())
+            timeout = self.options.timeout(name)
+            result = self.processes.run(command, self.workdir, self.env, log, timeout)
+            if result.limit:
+                return f"{name} script {result.limit}"
+            if result.timed_out:
+                return f"{name} script timed out after {timeout:g}s"
+            if result.exit_code != 0:
+                return f"{name} script exited non-zero"
+            self.details[f"{name}_command"] = command
+        return None
 
     def _data_skipped(self, reason: str) -> list[StageOutcome]:
         if not self.plan.data:
@@ -214,16 +280,19 @@ class _Run:
                     else "endpoint answered non-JSON"
                 )
             )
-            return [
-                StageOutcome("data", Outcome.FAILED, elapsed, reason, started_at=started_at),
-                _skipped("data_returned", "data failed"),
-            ]
+            data = StageOutcome("data", Outcome.FAILED, elapsed, reason, started_at=started_at)
+            data.log_tail = "\n".join(c.summary() for c in failing)
+            return [data, _skipped("data_returned", "data failed")]
         empty = [c for c in checks if c.rows < 1]
-        returned = (
-            StageOutcome("data_returned", Outcome.FAILED, reason="no rows")
-            if empty
-            else StageOutcome("data_returned", Outcome.PASSED)
-        )
+        if not empty:
+            returned = StageOutcome("data_returned", Outcome.PASSED)
+        elif self.plan.postgres and not self.plan.commands.get("seed"):
+            returned = StageOutcome(
+                "data_returned", Outcome.NOT_APPLICABLE, reason="empty database, no seed script"
+            )
+        else:
+            returned = StageOutcome("data_returned", Outcome.FAILED, reason="no rows")
+            returned.log_tail = "\n".join(c.summary() for c in empty)
         return [StageOutcome("data", Outcome.PASSED, elapsed, started_at=started_at), returned]
 
 
@@ -233,9 +302,14 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
     result.generation_metrics = generation
     try:
         plan = plan_app(app_dir)
-    except ManifestError as exc:
-        result.stages = [StageOutcome("install", Outcome.FAILED, reason="malformed klaud.toml")]
-        result.stages += [_skipped(s, "malformed klaud.toml") for s in STAGES[1:]]
+    except ManifestError as exc:  # nothing can be judged: the checks stay null
+        install = StageOutcome("install", Outcome.FAILED, reason="malformed klaud.toml")
+        install.log_tail = str(exc)  # the exact problem, shown with the verdict
+        result.stages = [install]
+        result.stages += [
+            StageOutcome(s, Outcome.NOT_APPLICABLE, reason="malformed klaud.toml")
+            for s in STAGES[1:]
+        ]
         result.details["manifest_error"] = str(exc)
         return _scored(result, app_dir, None, {})
     result.template_type = plan.template_type
@@ -245,11 +319,12 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
             dropped = make_working_copy(app_dir, workdir)
         except CopyError as exc:
             raise InfraError(str(exc)) from None
-        run = _Run(plan, workdir, options)
-        try:
-            result.stages = _run_stages(run)
-        finally:
-            run.processes.close()
+        with _app_databases(plan, options, result) as databases:
+            run = _Run(plan, workdir, options, databases)
+            try:
+                result.stages = _run_stages(run)
+            finally:
+                run.processes.close()
         run.details["port_released"] = _wait_port_free(run.port)
         if dropped:
             run.details["links_not_copied"] = dropped
@@ -259,6 +334,28 @@ def evaluate_app(app_dir: Path, options: EvalOptions) -> AppResult:
         result.issues.append(generation_problem)
     result.details.update(run.details)
     return _scored(result, app_dir, plan, {"test_coverage_pct": run.coverage})
+
+
+@contextmanager
+def _app_databases(
+    plan: AppPlan, options: EvalOptions, result: AppResult
+) -> Iterator[AppDatabases | None]:
+    """The app's two empty databases when it uses PostgreSQL, dropped whatever happens."""
+    if not plan.postgres:
+        yield None
+        return
+    if options.postgres is None:
+        raise InfraError(options.no_postgres)
+    try:
+        databases = AppDatabases.create(options.postgres, result.app_name)
+    except PostgresError as exc:
+        raise InfraError(str(exc)) from None
+    try:
+        yield databases
+    finally:
+        problem = databases.drop()
+        if problem:
+            result.details["databases_not_dropped"] = problem
 
 
 def _run_stages(run: _Run) -> list[StageOutcome]:
@@ -280,19 +377,33 @@ def _run_stages(run: _Run) -> list[StageOutcome]:
             _skipped("test", reason),
         ]
     build = run.command_stage("build", absent=Outcome.FAILED, absent_reason="no build command")
-    typecheck = run.command_stage(
-        "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
-    )
-    if build.passed:
-        served = run.serve()
+    if build.passed and run.plan.typecheck_in_build:  # no second full tsc run
+        command = run.plan.commands.get("typecheck")
+        reason, now = "checked by the build", time.time()
+        typecheck = StageOutcome("typecheck", Outcome.PASSED, 0.0, reason, command, started_at=now)
     else:
-        served = [
-            _skipped("runtime", "build failed"),
-            *run._data_skipped("build failed"),
-            run._ui_skipped("build failed"),
-        ]
+        typecheck = run.command_stage(
+            "typecheck", absent=Outcome.NOT_APPLICABLE, absent_reason="no typecheck command"
+        )
+    served = run.serve()  # also after a failed build: an interpreted server may still start
+    return [install, build, typecheck, *served, _tests(run)]
+
+
+def _tests(run: _Run) -> StageOutcome:
+    """The test stage; a suite that failed (not timed out) runs again up to
+    ``test_retries`` times. Generated suites often race on timestamps and ids: one that
+    passes on a rerun is recorded as flaky, with the failed run's log."""
     test = run.command_stage("test", absent=Outcome.FAILED, absent_reason="no test command")
-    return [install, build, typecheck, *served, test]
+    for attempt in range(1, run.options.test_retries + 1):
+        if test.outcome is not Outcome.FAILED or test.exit_code is None:
+            break
+        retry = run.command_stage("test", absent=Outcome.FAILED)
+        if retry.passed:
+            retry.reason = f"flaky: passed on retry {attempt}"
+            retry.duration_sec = round(retry.duration_sec + test.duration_sec, 3)
+            run.details["flaky_tests"] = {"failed_run": test.log_tail}
+        test = retry
+    return test
 
 
 def _wait_port_free(port: int, timeout: float = 2.0) -> bool:
@@ -304,13 +415,14 @@ def _wait_port_free(port: int, timeout: float = 2.0) -> bool:
     return True
 
 
-_SECONDS = re.compile(r" (?:after|within) \d+(?:\.\d+)?s$")
+_SECONDS = re.compile(r" (?:after|within) \d+(?:\.\d+)?s\b")
+_NUMBER = re.compile(r"\d+")
 
 
 def _stable(reason: str) -> str:
     """An issue string without numbers (they stay in the stage's reason), so equal problems
     count together: "timed out after 30s" and "... after 600s" are both "timed out"."""
-    return _SECONDS.sub("", reason)
+    return _NUMBER.sub("N", _SECONDS.sub("", reason))
 
 
 def _scored(
@@ -350,6 +462,7 @@ def _scored(
         if s.outcome is Outcome.FAILED
         for reason in (s.reason.split(RULE_SEPARATOR) if s.name == "ui" else [s.reason])
     ]
+    issues += [f"{s.name}: flaky" for s in result.stages if s.passed and "flaky" in s.reason]
     issues += [CRITERION_ISSUES[c["criterion"]] for c in local + deploy if not c["passed"]]
     result.issues = issues + result.issues
     result.status = AppStatus.EVALUATED

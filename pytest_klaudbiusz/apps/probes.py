@@ -103,7 +103,9 @@ def count_rows(value: Any) -> int:
         for key in _ROW_KEYS:
             if key in value and (value[key] is None or isinstance(value[key], list | dict)):
                 return count_rows(value[key])
-        plain = any(v is not None and not isinstance(v, list | dict) for v in value.values())
+        plain = any(  # an all-zero stats object is no row of data
+            v not in (None, 0, False, "") and not isinstance(v, list | dict) for v in value.values()
+        )
         nested = [count_rows(v) for v in value.values() if isinstance(v, list | dict)]
         return max([int(plain), *nested])
     return 0
@@ -120,6 +122,15 @@ class DataCheck:
     @property
     def connected(self) -> bool:
         return self.status is not None and 200 <= self.status < 300 and self.is_json
+
+    def summary(self) -> str:
+        """One line a user can act on: the request and what came back."""
+        request = f"{self.endpoint.method} {self.endpoint.path}"
+        if self.status is None:
+            return f"{request}: no answer ({self.error or 'connection failed'})"
+        if not self.is_json:
+            return f"{request}: answered {self.status}, not JSON"
+        return f"{request}: answered {self.status}, {self.rows} rows"
 
     def describe(self) -> dict[str, Any]:
         return {

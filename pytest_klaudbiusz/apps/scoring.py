@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,10 @@ _SECRET_VALUE = re.compile(r"\b(dapi[0-9a-f]{32}|sk-(ant-)?[A-Za-z0-9_-]{20,}|AK
 #: A non-empty literal assigned to a secret-like name in source code. (No leading ``\b\w*``:
 #: it matches the same names and made every word a backtracking search, ~4 ms per app.)
 _SECRET_ASSIGNMENT = re.compile(
-    r"""(?i)(secret|token|password|passwd|api_?key)\w*["']?\s*[:=]\s*["']([^"'\s]{8,})["']"""
+    r"""(?i)(secret|token|password|passwd|api_?key)\w*["']?\s*[:=]\s*["']([^"'\s]{16,})["']"""
 )
+#: Test files, fixtures and mock data hold made-up credentials on purpose.
+_NOT_CONFIGURATION = frozenset({"tests", "test", "__tests__", "fixtures", "__mocks__", "mocks"})
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _COVERAGE = (
     # node --test ("# " with tap, U+2139 "information" with spec), istanbul, c8, vitest
@@ -82,7 +85,9 @@ def parse_coverage(output: str) -> float | None:
 
 
 def find_secrets(app_dir: Path) -> list[str]:
-    """Files holding real-looking credentials. Placeholders (``KEY=``) are not secrets."""
+    """Files holding real-looking credentials: a known token format anywhere, or a long,
+    high-entropy literal assigned to a secret-like name outside test files, fixtures and
+    mock data (made-up on purpose). Placeholders (``KEY=``) are never secrets."""
     found = []
     for path in source_files(app_dir):
         template = path.name in ENV_TEMPLATES
@@ -95,22 +100,46 @@ def find_secrets(app_dir: Path) -> list[str]:
             or path.suffix in (".json", ".yaml", ".yml", ".toml")
         ):
             continue
+        parts = path.relative_to(app_dir).parts
+        made_up = _TEST_FILE.search(path.name) or _NOT_CONFIGURATION.intersection(parts[:-1])
         text = path.read_text(encoding="utf-8", errors="replace")
-        strong = _SECRET_VALUE.search(text)
-        literal = not template and any(
-            not _looks_like_placeholder(m.group(2)) for m in _SECRET_ASSIGNMENT.finditer(text)
+        strong = _SECRET_VALUE.search(text)  # a real token format is a leak wherever it is
+        literal = (
+            not template
+            and not made_up
+            and any(_looks_like_credential(m.group(2)) for m in _SECRET_ASSIGNMENT.finditer(text))
         )  # every assignment: a placeholder first must not hide a real secret after it
         if strong or literal:
             found.append(str(path.relative_to(app_dir)))
     return sorted(found)
 
 
-def _looks_like_placeholder(value: str) -> bool:
+def _looks_like_credential(value: str) -> bool:
+    """Long, mixed and high in entropy: ``f3a9c1e7b2d84f6a``, not ``password123456``."""
     lowered = value.lower()
-    return (
-        lowered.startswith(("your", "<", "${", "process.env", "changeme", "xxx", "placeholder"))
-        or "example" in lowered
-    )
+    if lowered.startswith(("your", "<", "${", "process.env", "changeme", "xxx", "placeholder")):
+        return False
+    if any(
+        word in lowered
+        for word in (
+            "example",
+            "test",
+            "dummy",
+            "sample",
+            "fake",
+            "mock",
+            "password",
+            "secret",
+            "admin",
+        )
+    ):
+        return False
+    classes = sum(
+        any(test(c) for c in value) for test in (str.islower, str.isupper, str.isdigit)
+    ) + any(not c.isalnum() for c in value)
+    counts = Counter(value)
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return classes >= 2 and entropy >= 3.5
 
 
 def _readme(app_dir: Path) -> str:

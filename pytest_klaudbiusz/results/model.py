@@ -24,6 +24,8 @@ DEFAULT_TIMEOUTS = {
     "install": 600.0,
     "build": 300.0,
     "typecheck": 300.0,
+    "schema": 120.0,
+    "seed": 120.0,
     "test": 300.0,
     "request": 10.0,
     "ui": 30.0,  # opening the page in the browser, until it settled and was shot

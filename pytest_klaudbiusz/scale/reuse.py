@@ -26,8 +26,9 @@ from pathlib import Path
 
 from pytest_klaudbiusz import __version__
 from pytest_klaudbiusz.apps.evaluation import EvalOptions, secret_values
-from pytest_klaudbiusz.apps.plan import ManifestError, plan_app
+from pytest_klaudbiusz.apps.plan import ManifestError
 from pytest_klaudbiusz.apps.sandbox import BASE_VARIABLES, app_environment
+from pytest_klaudbiusz.apps.templates import plan_app
 from pytest_klaudbiusz.results.aggregate import apps_of
 from pytest_klaudbiusz.results.dataset import file_hashes, framed
 from pytest_klaudbiusz.results.files import load_report, write_atomic

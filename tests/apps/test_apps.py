@@ -15,10 +15,9 @@ from pytest_klaudbiusz.apps.plan import (
     DEFAULT_READY_TIMEOUT,
     DataEndpoint,
     ManifestError,
-    detect_template,
     discover_apps,
-    plan_app,
 )
+from pytest_klaudbiusz.apps.templates import detect_template, plan_app
 
 NPM_INSTALL = "npm install --no-audit --no-fund"
 
@@ -97,6 +96,8 @@ path = "/api/analytics/revenue"
         "typecheck": "make check",
         "start": "./serve --port $PORT",
         "test": "make test",
+        "schema": None,
+        "seed": None,
     }
     assert plan.health == ("/api/ping",)
     assert plan.ready_timeout == 12.0 and isinstance(plan.ready_timeout, float)
@@ -226,7 +227,9 @@ def test_trpc_per_folder_installs_and_server_scripts(tmp_path: Path) -> None:
     assert plan.commands["install"] == (
         f"( cd server && {NPM_INSTALL} ) && ( cd client && {NPM_INSTALL} )"
     )
-    assert plan.commands["build"] == "cd client && npm run build"  # client before server
+    assert plan.commands["build"] == (  # both parts, client first as the Dockerfiles do
+        "( cd client && npm run build ) && ( cd server && npm run build )"
+    )
     assert plan.commands["start"] == "cd server && npm run start"
     assert plan.commands["test"] == "cd server && npm run test"
     assert plan.commands["typecheck"] is None  # no script, no tsconfig
@@ -246,6 +249,8 @@ def test_trpc_root_scripts_win(tmp_path: Path) -> None:
         "typecheck": "npm run typecheck",
         "start": "npm run start",
         "test": "npm run test",
+        "schema": None,
+        "seed": None,
     }
 
 
@@ -349,6 +354,8 @@ def test_dbx_sdk_from_queries_and_app_yaml(tmp_path: Path) -> None:
         "typecheck": "npx --no-install tsc --noEmit",
         "start": "npm run start",
         "test": "npm run test",
+        "schema": None,
+        "seed": None,
     }
     assert plan.data == [
         DataEndpoint("POST", "/api/analytics/revenue"),
@@ -477,6 +484,8 @@ def test_generic_npm_app(tmp_path: Path) -> None:
         "typecheck": "npm run typecheck",
         "start": "npm run start",
         "test": "npm run test",
+        "schema": None,
+        "seed": None,
     }
     assert plan.data == []
 
@@ -485,7 +494,8 @@ def test_npm_app_without_scripts_has_no_stages_but_install(tmp_path: Path) -> No
     write(tmp_path, {"package.json": {"name": "bare"}})
     plan = detect_template(tmp_path)
     assert plan.commands == {"install": NPM_INSTALL, "build": None, "typecheck": None,
-                             "start": None, "test": None}  # fmt: skip
+                             "start": None, "test": None, "schema": None,
+                             "seed": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -504,7 +514,8 @@ def test_package_manager_from_lockfile(tmp_path: Path, lockfile: str | None, man
     if lockfile:
         files[lockfile] = ""
     plan = detect_template(write(tmp_path, files))
-    install = NPM_INSTALL if manager == "npm" else f"{manager} install"
+    locked = f"{manager} install --frozen-lockfile"  # a stale lockfile is the app's failure
+    install = NPM_INSTALL if manager == "npm" else locked
     assert plan.commands["install"] == install
     assert plan.commands["build"] == f"{manager} run build"
     assert plan.commands["start"] == f"{manager} run start"
@@ -513,16 +524,16 @@ def test_package_manager_from_lockfile(tmp_path: Path, lockfile: str | None, man
 
 def test_trpc_package_manager_per_folder_and_from_root_workspace(tmp_path: Path) -> None:
     plan = detect_template(trpc_app(tmp_path, **{"server/pnpm-lock.yaml": ""}))
-    assert (
-        plan.commands["install"]
-        == f"( cd server && pnpm install ) && ( cd client && {NPM_INSTALL} )"
+    assert plan.commands["install"] == (
+        f"( cd server && pnpm install --frozen-lockfile ) && ( cd client && {NPM_INSTALL} )"
     )
     assert plan.commands["start"] == "cd server && pnpm run start"
     (tmp_path / "server" / "pnpm-lock.yaml").unlink()
     (tmp_path / "bun.lock").write_text("")  # a workspace: one lockfile at the root
     plan = detect_template(tmp_path)
-    assert (
-        plan.commands["install"] == "( cd server && bun install ) && ( cd client && bun install )"
+    assert plan.commands["install"] == (
+        "( cd server && bun install --frozen-lockfile )"
+        " && ( cd client && bun install --frozen-lockfile )"
     )
     assert plan.commands["start"] == "cd server && bun run start"
 
@@ -537,7 +548,15 @@ def test_unknown_layout(tmp_path: Path) -> None:
     plan = detect_template(tmp_path)
     assert plan.template_type == "unknown"
     assert plan.commands == dict.fromkeys(COMMAND_STAGES)
-    assert set(plan.commands) == {"install", "build", "typecheck", "start", "test"}
+    assert set(plan.commands) == {
+        "install",
+        "build",
+        "typecheck",
+        "start",
+        "test",
+        "schema",
+        "seed",
+    }
     assert plan.data == []
 
 
@@ -558,3 +577,92 @@ def test_malformed_package_json_in_trpc_server(tmp_path: Path) -> None:
     plan = detect_template(app)
     assert plan.template_type == "trpc"
     assert plan.commands["start"] is None and plan.commands["build"] is None
+
+
+# --- template detection: the generated bun + drizzle/PostgreSQL layout ---------------------
+
+TASKS_APP = Path(__file__).resolve().parents[1] / "evals" / "apps" / "tasks-bun-trpc"
+
+
+def test_generated_bun_layout_is_run_as_its_deployment_runs_it() -> None:
+    plan = plan_app(TASKS_APP)  # no klaud.toml: everything from the files
+    assert plan.template_type == "trpc"
+    assert plan.commands == {
+        "install": "bun install --frozen-lockfile",  # one workspace install at the root
+        "build": "( cd client && bun run build ) && ( cd server && bun run build )",
+        # tsc --noEmit on a solution-style tsconfig checks nothing: the client needs tsc -b
+        "typecheck": "( cd server && npx --no-install tsc --noEmit )"
+        " && ( cd client && npx --no-install tsc -b )",
+        "start": "cd server && bun run src/index.ts",  # supervisord.conf's program
+        "test": "cd server && bun test ./src",  # never the compiled copies under dist/
+        "schema": "bun run db:push-ci",
+        "seed": "bun run db:seed",
+    }
+    assert plan.port_env == ("SERVER_PORT",)
+    assert plan.data == [  # createHTTPServer without basePath: procedures at /{name}
+        DataEndpoint("GET", "/listProjects"),
+        DataEndpoint("GET", "/listTasks"),
+        DataEndpoint("GET", "/taskStats"),
+    ]
+    assert plan.unprobed == ("tasksOfProject",)  # it needs an input
+    assert plan.typecheck_in_build  # both builds start with that tsc: a pass needs no rerun
+
+
+def test_typecheck_in_build_only_when_every_build_runs_that_tsc(tmp_path: Path) -> None:
+    tsconfig = {"server/tsconfig.json": "{}", "client/tsconfig.json": "{}"}
+    app = trpc_app(tmp_path, **tsconfig, **{"client/package.json": package(build="vite build")})
+    assert not detect_template(app).typecheck_in_build  # vite does not check types
+    write(app, {"client/package.json": package(build="tsc -b && vite build")})
+    assert detect_template(app).typecheck_in_build
+    write(app, {"server/package.json": package(build="tsc", typecheck="tsc --noEmit --strict")})
+    assert not detect_template(app).typecheck_in_build  # its own typecheck script differs
+
+
+def test_start_without_supervisord_from_main_or_entry(tmp_path: Path) -> None:
+    files: dict[str, Any] = {
+        "package.json": {"workspaces": ["client", "server"]},
+        "bun.lock": "",
+        "client/package.json": package(build="vite build"),
+        "server/package.json": package(build="tsc"),
+        "server/src/index.ts": "createHTTPServer({ router }).listen(process.env.APP_PORT);",
+    }
+    plan = detect_template(write(tmp_path, files))
+    assert plan.commands["start"] == "cd server && bun run src/index.ts"
+    assert plan.port_env == ("APP_PORT",)
+    write(tmp_path, {"server/package.json": {**package(build="tsc"), "main": "src/main.ts"},
+                     "server/src/main.ts": ""})  # fmt: skip
+    assert detect_template(tmp_path).commands["start"] == "cd server && bun run src/main.ts"
+
+
+@pytest.mark.parametrize(
+    ("source", "prefix"),
+    [
+        ("createHTTPServer({ router: appRouter }).listen(port)", ""),
+        ("createHTTPServer({ router, basePath: '/trpc/' })", "/trpc"),
+        ("app.use('/api/v1/trpc', createExpressMiddleware({ router }))", "/api/v1/trpc"),
+        ("fetchRequestHandler({ endpoint: '/api/trpc', req, router })", "/api/trpc"),
+        ("handle(req) /* a hand-written adapter */", "/api/trpc"),
+    ],
+)
+def test_trpc_procedures_at_the_base_path_the_server_uses(
+    tmp_path: Path, source: str, prefix: str
+) -> None:
+    router = "export const r = router({ getThings: publicProcedure.query(() => []) });\n"
+    app = trpc_app(tmp_path, **{"server/src/index.ts": router + source})
+    assert detect_template(app).data == [DataEndpoint("GET", f"{prefix}/getThings")]
+
+
+def test_test_runner_over_source_test_files_only(tmp_path: Path) -> None:
+    app = trpc_app(tmp_path, **{
+        "server/package.json": package(build="tsc"),
+        "server/src/tests/a.test.ts": "import { test } from 'bun:test';",
+        "server/dist/tests/a.test.js": "compiled copy",
+        "server/node_modules/x/y.test.js": "a dependency's",
+    })  # fmt: skip
+    assert detect_template(app).commands["test"] == "cd server && bun test ./src"
+    (tmp_path / "server" / "src" / "tests" / "a.test.ts").write_text("import 'vitest';")
+    write(tmp_path, {"server/package.json": {**package(build="tsc"),
+                                             "devDependencies": {"vitest": "3"}}})  # fmt: skip
+    assert detect_template(app).commands["test"] == (
+        "cd server && npx --no-install vitest run ./src"
+    )

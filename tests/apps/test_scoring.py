@@ -158,9 +158,10 @@ DAPI = "dapi" + "0123456789abcdef" * 2
         ("settings.py", "client = OpenAI(key='sk-proj1234567890abcdefghij')\n"),
         ("app.yaml", "env:\n  - name: AWS_ACCESS_KEY_ID\n    value: AKIAIOSFODNN7EXAMPLE\n"),
         ("config.json", f'{{"token": "{DAPI}"}}\n'),
-        ("src/client.ts", 'const apiKey = "abc123def456";\n'),
-        ("server.js", "module.exports = { clientSecret: 'x9F2kLq81Zp' };\n"),
-        ("app.py", 'DB_PASSWORD = "hunter2hunter2"\n'),
+        ("server/src/tests/api.test.ts", f"const t = '{DAPI}';\n"),  # a real token format
+        ("src/client.ts", 'const apiKey = "f3a9c1e7b2d84f6a9c0e";\n'),
+        ("server.js", "module.exports = { clientSecret: 'x9F2kLq81ZpR7mWq4TbV' };\n"),
+        ("app.py", 'DB_PASSWORD = "Qm7#vT2!pX9@kL4$wZ"\n'),
     ],
 )
 def test_find_secrets_flags_real_values(tmp_path: Path, name: str, text: str) -> None:
@@ -189,6 +190,13 @@ def test_find_secrets_flags_real_values(tmp_path: Path, name: str, text: str) ->
             'const password = "${DB_PASSWORD}";\nconst secret = "changeme";\n',
         ),
         ("src/short.ts", 'const password = "short";\nconst key = "sk-abc";\n'),
+        # made-up credentials of test files, fixtures and mock data (issue 9: no false alarms)
+        ("server/src/tests/user.test.ts", "const apiKey = 'f3a9c1e7b2d84f6a9c0e';\n"),
+        ("server/src/__tests__/login.ts", "const token = 'x9F2kLq81ZpR7mWq4TbV';\n"),
+        ("fixtures/users.json", '{"password": "Qm7#vT2!pX9@kL4$wZ"}\n'),
+        # a literal that is not a credential: words, repeats, short
+        ("src/seed.ts", "const password = 'password1234567890';\n"),
+        ("src/demo.ts", "const token = 'hunter2hunter2hunter2';\n"),
         ("src/near.ts", f"const notQuite = '{DAPI[:-1]}';\n"),  # dapi + 31 hex
         ("node_modules/lib/x.js", f"const t = '{DAPI}';\n"),
         ("dist/bundle.js", f"const t = '{DAPI}';\n"),
@@ -210,7 +218,7 @@ def test_find_secrets_lists_every_file_sorted(tmp_path: Path) -> None:
 
 def test_a_placeholder_does_not_hide_a_real_secret_after_it(tmp_path: Path) -> None:
     write(tmp_path, {"config.js": 'const apiKey = "your-key-here";\n'
-                                  'const token = "abc123def456ghi";\n'})  # fmt: skip
+                                  'const token = "abc123def456ghij7";\n'})  # fmt: skip
     assert find_secrets(tmp_path) == ["config.js"]
 
 
@@ -576,7 +584,9 @@ ROWS = [{"region": "EU", "sales": 10}, {"region": "US", "sales": 20}]
         ({"data": {"rows": ROWS}}, 2),
         ({"result": {"data": {"json": {"data": ROWS}}}}, 2),
         ({"total": 5, "currency": "EUR"}, 1),  # an aggregate
-        ({"result": {"data": {"total": 0}}}, 1),  # zero is data
+        ({"result": {"data": {"total": 0}}}, 0),  # an all-zero stats object is no row
+        ({"total_orders": 0, "revenue": 0.0, "pending": False}, 0),
+        ({"total": 0, "currency": "EUR"}, 1),
         ({"kpis": {"revenue": 10}, "trend": ROWS}, 2),  # sections: the largest
         ({"kpis": {"revenue": 10}, "trend": []}, 1),
         ({"total": 5, "series": []}, 1),
@@ -620,7 +630,7 @@ def test_unwrap_trpc() -> None:
 def test_secret_criterion_names_the_files_never_the_values(tmp_path: Path) -> None:
     app = good_app(tmp_path)
     write(app, {"server/src/db.js": f"const token = '{DAPI}';\n",
-                "src/settings.py": 'DB_PASSWORD = "hunter2hunter2"\n'})  # fmt: skip
+                "src/settings.py": 'DB_PASSWORD = "Qm7#vT2!pX9@kL4$wZ"\n'})  # fmt: skip
     _, deploy = devx_criteria(app, install_passed=True, has_start=True, health_declared=False)
     secrets = next(c for c in deploy if c["criterion"] == scoring.NO_SECRETS)
     assert secrets == {
@@ -628,7 +638,7 @@ def test_secret_criterion_names_the_files_never_the_values(tmp_path: Path) -> No
         "passed": False,
         "files": ["server/src/db.js", "src/settings.py"],
     }
-    assert DAPI not in json.dumps(deploy) and "hunter2" not in json.dumps(deploy)
+    assert DAPI not in json.dumps(deploy) and "Qm7#vT2" not in json.dumps(deploy)
     others = [c for c in deploy if c["criterion"] != scoring.NO_SECRETS]
     assert all(set(c) == {"criterion", "passed"} for c in others)
 

@@ -34,8 +34,9 @@ from ui_apps import copy_app, copy_apps
 
 from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.evaluation import EvalOptions, InfraError, evaluate_app
-from pytest_klaudbiusz.apps.plan import AppPlan, ManifestError, UiManifest, plan_app
+from pytest_klaudbiusz.apps.plan import AppPlan, ManifestError, UiManifest
 from pytest_klaudbiusz.apps.static_site import StaticSite
+from pytest_klaudbiusz.apps.templates import plan_app
 from pytest_klaudbiusz.apps.ui import PageVisit, is_api_failure, judge, png_distinct_rows, png_size
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
 from pytest_klaudbiusz.results.screenshots import (

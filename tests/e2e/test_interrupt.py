@@ -10,15 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import NO_TRACKING, make_app, make_suite, read_report
+from helpers import NO_TRACKING, Session, make_app, make_suite, read_report
 from mlflow.tracking import MlflowClient
 
 WAIT_SEC = 120
@@ -31,52 +27,6 @@ def hanging_build(marks: Path) -> str:
         f"echo $$ >> '{pids}'; (setsid sleep 300 & echo $! >> '{pids}'); sleep 0.2;"
         f" touch '{started}'; sleep 300"
     )
-
-
-class Session:
-    """``pytest`` in its own process group, its output read as it comes."""
-
-    def __init__(self, pytester: pytest.Pytester, *args: str) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-v", *args],
-            cwd=pytester.path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # a Ctrl-C sent to its group does not reach this test
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, condition: str, check: object) -> None:
-        deadline = time.monotonic() + WAIT_SEC
-        while not check():  # type: ignore[operator]
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                pytest.fail(f"never saw {condition}:\n{''.join(self.lines)}")
-            time.sleep(0.05)
-
-    def finish(self) -> int:
-        try:
-            code = self.process.wait(WAIT_SEC)
-        finally:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self._reader.join(10)
-        return code
-
-    def has_line(self, *words: str) -> bool:
-        return any(all(w in line for w in words) for line in self.lines)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
 
 
 def alive(pid: int) -> bool:

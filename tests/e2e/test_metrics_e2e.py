@@ -572,7 +572,7 @@ def test_summary_hook_values_must_be_finite_numbers(pytester: pytest.Pytester) -
 def test_typecheck_comes_from_the_script_or_a_tsconfig_else_does_not_apply(
     tmp_path: Path,
 ) -> None:
-    from pytest_klaudbiusz.apps.plan import plan_app
+    from pytest_klaudbiusz.apps.templates import plan_app
 
     def app(name: str, files: dict[str, str]) -> Path:
         for rel, text in files.items():
