@@ -37,8 +37,9 @@ from pathlib import Path
 from _common import clean_env, interleaved, machine_table, markdown_table, median, timed
 
 from pytest_klaudbiusz.results.aggregate import build_report
-from pytest_klaudbiusz.results.model import CHECKS, AppResult
-from pytest_klaudbiusz.results.render import write_reports
+from pytest_klaudbiusz.results.files import write_reports
+from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.model import AppResult
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"
 WITH_REPORTS = 10  # newest runs that get their evaluation_report.json artifact

@@ -48,10 +48,10 @@ from _common import (
 )
 
 sys.path.insert(0, str(ROOT / "tests"))
+from helpers import TEST_FILE, make_app
 from hostile_apps import HERE as HOSTILE
 from hostile_apps import copy_app, tree_digest
 from mlflow_proxy import CountingProxy
-from test_plugin import TEST_FILE, make_app
 
 from pytest_klaudbiusz.apps.plan import discover_apps
 from pytest_klaudbiusz.apps.processes import TOKEN_VAR, port_is_free

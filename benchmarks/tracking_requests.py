@@ -45,9 +45,10 @@ from mlflow_proxy import CountingProxy  # the tests' proxy: one copy
 
 from pytest_klaudbiusz import __version__
 from pytest_klaudbiusz.results.aggregate import build_report
+from pytest_klaudbiusz.results.files import write_reports
 from pytest_klaudbiusz.results.model import STAGES, AppResult, Outcome, StageOutcome
-from pytest_klaudbiusz.results.render import write_reports
 from pytest_klaudbiusz.tracking import runs as tracking
+from pytest_klaudbiusz.tracking.store import configure_mlflow_environment
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"
 
@@ -162,7 +163,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[15, 200], help="apps per report")
     parser.add_argument("--repetitions", type=int, default=3, help="interleaved runs of each")
     args = parser.parse_args()
-    tracking.configure_mlflow_environment(os.environ)  # as the plugin does, before mlflow loads
+    configure_mlflow_environment(os.environ)  # as the plugin does, before mlflow loads
 
     requests: dict[tuple[str, int], list[str]] = {}
     times: dict[tuple[str, int], list[float]] = {}

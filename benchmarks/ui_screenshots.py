@@ -27,6 +27,7 @@ from _common import ROOT, start_mlflow_server, stop_mlflow_server
 from tracking_requests import make_report
 
 from pytest_klaudbiusz.tracking import runs as tracking
+from pytest_klaudbiusz.tracking.store import configure_mlflow_environment
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"
 WINDOW = "1920,1080"
@@ -76,7 +77,7 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("chromium is not installed")
-    tracking.configure_mlflow_environment(os.environ)
+    configure_mlflow_environment(os.environ)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="klaud-ui-") as tmp:
         server, port = start_mlflow_server(Path(tmp))

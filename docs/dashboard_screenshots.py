@@ -26,8 +26,9 @@ from PIL import Image, ImageDraw
 
 from pytest_klaudbiusz.ci import gates
 from pytest_klaudbiusz.results.aggregate import build_report
-from pytest_klaudbiusz.results.model import CHECKS, AppResult, Outcome, StageOutcome
-from pytest_klaudbiusz.results.render import write_reports
+from pytest_klaudbiusz.results.files import write_reports
+from pytest_klaudbiusz.results.metrics import CHECKS
+from pytest_klaudbiusz.results.model import AppResult, Outcome, StageOutcome
 from pytest_klaudbiusz.tracking.runs import log_report
 
 EXPERIMENT = "/Shared/klaudbiusz-evaluations"

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from pytest_klaudbiusz.results.report import EvaluationReport
+
 
 @pytest.hookspec
 def pytest_klaud_summary(
@@ -39,7 +41,7 @@ def pytest_klaud_summary(
     """
 
 
-def call_summary_hook(config: pytest.Config, report: dict[str, Any]) -> list[str]:
+def call_summary_hook(config: pytest.Config, report: EvaluationReport) -> list[str]:
     """Run ``pytest_klaud_summary`` on the report's summary; return the problems, one line
     each. The summary changes only if every implementation succeeds; values that are not
     finite numbers or None are dropped, and metrics a hook removed are kept (the reports

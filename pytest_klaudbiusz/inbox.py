@@ -7,7 +7,6 @@ app whose worker died, or that never ran, is still accounted for, so
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +77,3 @@ class EvaluationSession:
                     error=not_run_reason or "collected but never run (session stopped early)",
                 )
         return sorted(results.values(), key=lambda r: r.app_name)
-
-
-def git_revision(folder: Path) -> tuple[str | None, str | None]:
-    """Commit and branch of the repository holding ``folder``, if it is in one."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(
-                ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() or None if out.returncode == 0 else None
-
-    return git("rev-parse", "HEAD"), git("rev-parse", "--abbrev-ref", "HEAD")

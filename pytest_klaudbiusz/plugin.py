@@ -16,25 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_klaudbiusz import database_server, sandboxing
+from pytest_klaudbiusz import database_server, options, sandboxing
 from pytest_klaudbiusz.apps import ui
 from pytest_klaudbiusz.apps.plan import discover_apps
-from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics, quality
-from pytest_klaudbiusz.controller import EvaluationController, ini_path
+from pytest_klaudbiusz.ci import ab_command, alerts, compare_metrics
+from pytest_klaudbiusz.ci import options as ci_options
+from pytest_klaudbiusz.controller import EvaluationController
 from pytest_klaudbiusz.dashboard import launch as dashboard
 from pytest_klaudbiusz.klaud_app import KlaudApp
+from pytest_klaudbiusz.options import OptionReader, read_settings
 from pytest_klaudbiusz.results.model import AppStatus
-from pytest_klaudbiusz.scale import ordering
+from pytest_klaudbiusz.scale import ordering, sharding
 from pytest_klaudbiusz.settings import (
     NO_APPS_DIR,
     Settings,
     SettingsError,
     check_apps_dir,
     check_report_dir,
-    parse_count,
-    parse_mode,
-    parse_rerun,
-    parse_timeouts,
 )
 from pytest_klaudbiusz.tracking import registry, traces
 
@@ -47,157 +45,13 @@ EVALUATED_KEY = pytest.StashKey[dict[Path, KlaudApp]]()
 APP_KEY = pytest.StashKey[KlaudApp]()
 REUSE_KEY = pytest.StashKey["ResultReuse | None"]()
 NO_APPS_DIR_KEY = pytest.StashKey[str]()
-UPLOAD_OUTBOX = "<outbox>"  # --klaud-upload without a report
+APPS_FOLDERS_KEY = pytest.StashKey[tuple[Path, ...]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("klaudbiusz", "evaluate generated apps (pytest-klaudbiusz)")
-
-    def add(flag: str, ini: str | None, help: str, ini_type: str = "string", **kw: Any) -> None:
-        group.addoption(flag, dest=flag[2:].replace("-", "_"), help=help, **kw)
-        if ini:
-            parser.addini(ini, help, type=ini_type)  # type: ignore[arg-type]
-
-    add(
-        "--klaud-apps",
-        "klaud_apps",
-        "folder holding one generated app per subfolder",
-        metavar="DIR",
-    )
-    add(
-        "--klaud-mode",
-        "klaud_mode",
-        "generation mode of the apps (default: $EVAL_MODE or manual)",
-        metavar="MODE",
-    )
-    add(
-        "--klaud-report-dir",
-        "klaud_report_dir",
-        "where the reports go (default: app-eval/)",
-        metavar="DIR",
-    )
-    add(
-        "--klaud-tracking-uri",
-        "klaud_tracking_uri",
-        "MLflow tracking URI (default: "
-        "$MLFLOW_TRACKING_URI, databricks with DATABRICKS_HOST/TOKEN, else ./mlflow.db)",
-        metavar="URI",
-    )
-    add(
-        "--klaud-experiment",
-        "klaud_experiment",
-        "MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or /Shared/klaudbiusz-evaluations)",
-        metavar="NAME",
-    )
-    add(
-        "--klaud-model-version",
-        "klaud_model_version",
-        "model that generated the apps (default: the apps' generation data, else unknown)",
-        metavar="VERSION",
-    )
-    add("--klaud-no-tracking", None, "evaluate and report without MLflow", action="store_true")
-    parser.addini(
-        "klaud_tracking", "log each evaluation to MLflow (default true)", type="bool", default=True
-    )
-    add(
-        "--klaud-timeout",
-        "klaud_timeouts",
-        "per-stage timeout, STAGE=SECONDS (install, build, typecheck, test, request, ui);"
-        " repeatable",
-        ini_type="linelist",
-        action="append",
-        default=[],
-        metavar="STAGE=SECONDS",
-    )
-    add(
-        "--klaud-env-passthrough",
-        "klaud_env_passthrough",
-        "environment variable (name or glob) passed to every app; repeatable",
-        ini_type="linelist",
-        action="append",
-        default=[],
-        metavar="NAME",
-    )
-    add(
-        "--klaud-upload",
-        None,
-        "log a saved evaluation_report.json to MLflow and exit; without REPORT, send the"
-        " evaluations waiting in the outbox",
-        metavar="REPORT",
-        nargs="?",
-        const=UPLOAD_OUTBOX,
-    )
-    add(
-        "--klaud-outbox",
-        "klaud_outbox",
-        "where evaluations wait until MLflow has them (default: .klaud-outbox/ in the rootdir)",
-        metavar="DIR",
-    )
-    add(
-        "--klaud-allow-infra-errors",
-        "klaud_allow_infra_errors",
-        "infrastructure errors tolerated before the session fails (default 0)",
-        metavar="N",
-    )
-    add(
-        "--klaud-generation-results",
-        "klaud_generation_results",
-        "bulk generation results (JSON list of {app_name | app_dir, metrics}), joined to the"
-        " apps by folder name; an app's own generation_metrics.json wins",
-        metavar="FILE",
-    )
-    # --- sharded evaluations (sharding.py): a CI matrix, then one merge ---
-    add(
-        "--klaud-shard",
-        None,
-        "label this run as a shard of an evaluation (default with pytest-split: GROUP/SPLITS)",
-        metavar="NAME",
-    )
-    add(
-        "--klaud-parent-run",
-        None,
-        "log this shard as a child of the evaluation's MLflow run RUN_ID (from"
-        " --klaud-open-run; default: $KLAUD_PARENT_RUN_ID); --klaud-merge completes that run",
-        metavar="RUN_ID",
-    )
-    add(
-        "--klaud-open-run",
-        None,
-        "open the MLflow run of a sharded evaluation, print its id and exit",
-        action="store_true",
-    )
-    add(
-        "--klaud-merge",
-        None,
-        "merge the shards' evaluation_report.json files (or folders holding them) into one"
-        " report and one MLflow run, and exit; runs no apps",
-        nargs="+",
-        metavar="REPORT",
-    )
-    # --- reuse of earlier results (reuse.py) ---
-    add(
-        "--klaud-cache",
-        None,
-        "reuse the cached result of each app whose files and check settings are unchanged",
-        action="store_true",
-    )
-    parser.addini(
-        "klaud_cache", "reuse cached results of unchanged apps (default false)", type="bool"
-    )
-    add(
-        "--klaud-cache-clear",
-        None,
-        "empty the result cache before the session",
-        action="store_true",
-    )
-    add(
-        "--klaud-rerun",
-        None,
-        "infra: evaluate only the apps whose last result (the report folder's"
-        " evaluation_report.json) was an infrastructure error; reuse the others' results",
-        metavar="WHAT",
-    )
-    quality.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
+    options.add_options(parser)  # apps, mode, reports, tracking, timeouts, outbox, reuse
+    sharding.add_options(parser)  # --klaud-shard, --klaud-parent-run, --klaud-merge
+    ci_options.add_options(parser)  # gates, baseline, --klaud-compare, summaries, trend
     ordering.add_options(parser)  # --klaud-order: longest apps first
     ui.add_options(parser)  # --klaud-no-ui: no headless browser
     sandboxing.add_options(parser)  # --klaud-sandbox, --klaud-limit
@@ -216,42 +70,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
 
 
-def _settings(config: pytest.Config) -> Settings:
-    def value(name: str) -> Any:
-        option = config.getoption(name)
-        return option if option not in (None, []) else config.getini(name)
-
-    def path(name: str) -> Path | None:
-        option = config.getoption(name)
-        if option:
-            return Path(config.invocation_params.dir, option).resolve()
-        ini = config.getini(name)
-        return ini_path(config, ini) if ini else None
-
-    def items(option: str, ini: str) -> list[str]:
-        return [*config.getini(ini), *config.getoption(option)]
-
-    return Settings(
-        mode=parse_mode(config.getoption("klaud_mode"), os.environ, config.getini("klaud_mode")),
-        apps_dir=path("klaud_apps"),
-        report_dir=path("klaud_report_dir") or Path(config.invocation_params.dir, "app-eval"),
-        tracking=not config.getoption("klaud_no_tracking")
-        and bool(config.getini("klaud_tracking")),
-        tracking_uri=value("klaud_tracking_uri") or None,
-        experiment=value("klaud_experiment") or None,
-        model_version=value("klaud_model_version") or "unknown",
-        timeouts=parse_timeouts(items("klaud_timeout", "klaud_timeouts")),
-        env_passthrough=tuple(items("klaud_env_passthrough", "klaud_env_passthrough")),
-        outbox_dir=path("klaud_outbox") or config.rootpath / ".klaud-outbox",
-        allow_infra_errors=parse_count(
-            value("klaud_allow_infra_errors") or 0, "--klaud-allow-infra-errors"
-        ),
-        cache=bool(config.getoption("klaud_cache") or config.getini("klaud_cache")),
-        rerun=parse_rerun(config.getoption("klaud_rerun")),
-        ui=ui.ui_enabled(config),
-    )
-
-
 def _load_dotenv(config: pytest.Config) -> None:
     """``.env`` beside the ini file (and in the current folder); the environment wins."""
     files = {config.rootpath / ".env", config.invocation_params.dir / ".env"}
@@ -268,9 +86,11 @@ def _load_dotenv(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if quality.wants_compare(config):  # --klaud-compare runs no apps
+    if ci_options.wants_compare(config):  # --klaud-compare runs no apps
         _load_dotenv(config)
-        return quality.compare_main(config)
+        from pytest_klaudbiusz.ci.compare_command import compare_main
+
+        return compare_main(config)
     if dashboard.wants_dashboard(config):  # --klaud-dashboard runs no apps
         _load_dotenv(config)
         return dashboard.dashboard_main(config)
@@ -279,64 +99,19 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return ab_command.ab_main(config)
     if config.getoption("klaud_merge") or config.getoption("klaud_open_run"):
         return _sharding_main(config)
-    upload = config.getoption("klaud_upload")
-    if not upload:
-        return None
-    _load_dotenv(config)
-    from pytest_klaudbiusz.results.render import load_report
-    from pytest_klaudbiusz.tracking import runs as tracking
-    from pytest_klaudbiusz.tracking.api import EvaluationTracker, relabeled
+    if config.getoption("klaud_upload"):
+        _load_dotenv(config)
+        from pytest_klaudbiusz.upload_command import upload_main
 
-    try:
-        settings = _settings(config)
-        if upload != UPLOAD_OUTBOX:
-            path = Path(config.invocation_params.dir, upload)
-            report = load_report(path)  # a bad report is refused before MLflow is touched
-    except ValueError as exc:  # SettingsError included
-        raise pytest.UsageError(str(exc)) from None
-    uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
-    tracking.configure_mlflow_environment(os.environ)
-    if upload == UPLOAD_OUTBOX:
-        return _upload_outbox(settings.outbox_dir, uri, traces.traces_wanted(config))
-    experiment = tracking.resolve_experiment(settings.experiment, os.environ)
-    if config.getoption("klaud_mode"):  # explicit: relabel (another mode, another evaluation)
-        report = relabeled(report, settings.mode)
-    try:
-        run_id = tracking.logged_run(report, uri, experiment)
-        if run_id:
-            print(f"{upload} is already in MLflow as run {run_id}: not logged again")
-            return 0
-        # the API's code path: the same run as the plugin's, attachments included
-        run_id = EvaluationTracker(experiment, uri).log_report(
-            report, path.parent, traces=traces.traces_wanted(config)
-        )
-    except tracking.TrackingError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    print(f"logged {upload} as MLflow run {run_id} ({experiment} at {tracking.display_uri(uri)})")
-    return 0
-
-
-def _upload_outbox(folder: Path, uri: str, with_traces: bool) -> int:
-    """``--klaud-upload`` alone: send what waits in the outbox for this tracking target."""
-    from pytest_klaudbiusz.tracking.outbox import Outbox, describe, send_waiting
-
-    outbox = Outbox(folder)
-    if not outbox.entries():
-        print(f"the outbox {folder} is empty: nothing to upload")
-        return 0
-    deliveries, elsewhere = send_waiting(outbox, uri, with_traces)
-    for line in describe(deliveries, elsewhere):
-        print(line)
-    return 1 if any(d.error for d in deliveries) else 0
+        return upload_main(config)
+    return None
 
 
 def _sharding_main(config: pytest.Config) -> int:
     """``--klaud-merge`` / ``--klaud-open-run``: run no apps (see sharding.py)."""
     _load_dotenv(config)
-    from pytest_klaudbiusz.scale import sharding
-
     try:
-        settings = _settings(config)
+        settings = read_settings(config)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     if config.getoption("klaud_merge"):
@@ -349,7 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _load_dotenv(config)
     try:
-        settings = _settings(config)
+        settings = read_settings(config)
         if settings.apps_dir is not None:
             check_apps_dir(settings.apps_dir)
         if not hasattr(config, "workerinput"):  # only the controller writes reports
@@ -357,6 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
+    config.stash[APPS_FOLDERS_KEY] = _apps_folders(config, settings)
     config.stash[EVALUATED_KEY] = {}
     config.add_cleanup(ui.close_browser)  # the browser of this process, if it started one
     if settings.apps_dir is not None:
@@ -389,15 +165,22 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
     config.add_cleanup(restore)
 
 
+def _apps_folders(config: pytest.Config, settings: Settings) -> tuple[Path, ...]:
+    """The apps folder evaluated, and the ini file's one when an option chose another."""
+    ini = config.getini("klaud_apps")
+    configured = OptionReader(config).ini_path(str(ini)) if ini else None
+    return tuple(p for p in {settings.apps_dir, configured} if p is not None)
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The apps are data, not tests: never collect the test files inside them."""
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if settings and settings.apps_dir:
-        apps_dir = settings.apps_dir  # resolved: compare the resolved path too (symlinks)
-        if collection_path.is_relative_to(apps_dir) or collection_path.resolve().is_relative_to(
-            apps_dir
-        ):
-            return True
+    """The apps are data, not tests: never collect the test files inside them (nor in
+    the ini file's apps folder when ``--klaud-apps`` evaluates another)."""
+    folders = config.stash.get(APPS_FOLDERS_KEY, ())  # resolved: compare resolved paths too
+    if any(
+        collection_path.is_relative_to(folder) or collection_path.resolve().is_relative_to(folder)
+        for folder in folders
+    ):
+        return True
     return None
 
 
@@ -418,9 +201,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("klaud_app", apps, ids=[a.name for a in apps], indirect=True)
 
 
+class _DefaultCase(pytest.Module):
+    """``default_case.py``, collected as if it were a test file of the rootdir."""
+
+    def _getobj(self) -> Any:
+        from pytest_klaudbiusz import default_case
+
+        return default_case
+
+
 @pytest.hookimpl(tryfirst=True)  # before -k deselects
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``-k`` matches an app's folder name as written, not only its escaped test id."""
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """With an apps folder and nothing collected (no test file here), the apps are
+    evaluated by the plugin's own case; ``-k`` matches an app's folder name as written,
+    not only its escaped test id."""
+    settings = session.config.stash.get(SETTINGS_KEY, None)
+    if not items and not session.testsfailed and settings and settings.apps_dir is not None:
+        default = _DefaultCase.from_parent(session, path=session.config.rootpath / "klaudbiusz")
+        items.extend(item for item in session.genitems(default) if isinstance(item, pytest.Item))
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and isinstance(callspec.params.get("klaud_app"), Path):
@@ -442,7 +240,7 @@ def _result_reuse(config: pytest.Config, settings: Settings) -> ResultReuse | No
     clear = config.getoption("klaud_cache_clear")
     if not (settings.cache or clear or settings.rerun):
         return None  # reuse.py (and what it imports) is not loaded
-    from pytest_klaudbiusz.results.render import FILE_NAMES
+    from pytest_klaudbiusz.results.report import FILE_NAMES
     from pytest_klaudbiusz.scale.reuse import ResultCache, ResultReuse, last_verdicts
 
     cache = None

@@ -22,6 +22,8 @@ MAX_TIMEOUT = 86400.0
 RERUN_CHOICES = ("infra",)
 
 
+DEFAULT_TREND_RUNS = 20
+
 NO_APPS_DIR = "no apps folder: pass --klaud-apps DIR or set klaud_apps in the ini"
 
 
@@ -40,10 +42,14 @@ class Settings:
     model_version: str = "unknown"
     timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     env_passthrough: tuple[str, ...] = ()
+    home: Path = Path(".")  # default place of mlflow.db, mlruns/ and the outbox
     outbox_dir: Path = Path(".klaud-outbox")
     allow_infra_errors: int = 0
     cache: bool = False  # reuse cached results of unchanged apps
     rerun: str | None = None  # one of RERUN_CHOICES: reuse the last report's other results
+    generation_results: Path | None = None  # bulk generation results file
+    summary_md: Path | None = None  # where the Markdown summary of a gate or baseline goes
+    trend_runs: int = DEFAULT_TREND_RUNS  # runs in the trend chart; 0: no chart
     ui: bool = True  # open each app's page in a headless browser
 
 

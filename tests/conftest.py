@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 # Imported here, before any test runs: the ``pytester`` fixture snapshots ``sys.modules``
 # and, after its test, drops the modules imported meanwhile; mlflow imported inside such a
 # test is then left half-unloaded, and the next ``from mlflow.tracking import ...`` fails.
+from helpers import MlflowServer, free_port
 from mlflow.tracking import MlflowClient
 
 from pytest_klaudbiusz.apps.postgres import PostgresServer, SessionCluster, find_pg_ctl
@@ -35,23 +34,10 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def closed_port() -> int:
     """A port on 127.0.0.1 that nobody listens on (it was free a moment ago)."""
     return free_port()
-
-
-@dataclass(frozen=True)
-class MlflowServer:
-    uri: str  # http://127.0.0.1:<port>
-    root: Path  # holds mlflow.db, artifacts/ and server.log
 
 
 def _wait_healthy(server: MlflowServer, process: subprocess.Popen[bytes]) -> None:

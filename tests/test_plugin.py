@@ -9,7 +9,6 @@ codes, imports or the environment use real subprocesses
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -19,129 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-SUBPROCESS_TIMEOUT = 180
-
-SERVER = textwrap.dedent(
-    """\
-    import http.server, json, os
-    ROWS = json.load(open("rows.json"))
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def answer(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            body = json.dumps(ROWS).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = answer
-
-        def log_message(self, *args):
-            pass
-
-    address = ("127.0.0.1", int(os.environ["PORT"]))
-    http.server.ThreadingHTTPServer(address, Handler).serve_forever()
-    """
-)
-SERVE = "python3 server.py"
-TEST_FILE = "def test_app(klaud_app):\n    klaud_app.check()\n"
-#: The synthetic apps talk to their tests through files outside their working copy (counts,
-#: pid files, a python-only PATH), which a sandbox hides: they run unsandboxed. The sandbox
-#: itself is tested in test_sandbox.py, and the shipped corpus runs in it (test_plugin_xdist).
-INI = "[pytest]\nklaud_apps = apps\nklaud_sandbox = none\n"
-NO_TRACKING = "--klaud-no-tracking"
-
-
-def make_app(
-    root: Path,
-    name: str,
-    *,
-    install: str = "",
-    build: str = "true",
-    typecheck: str = "",
-    start: str = SERVE,
-    test: str = "true",
-    rows: Any = ({"region": "emea", "revenue": 10},),
-    data: bool = True,
-    files: dict[str, str] | None = None,
-    manifest: str | None = None,
-) -> Path:
-    """A synthetic app under ``root/apps``; ``manifest`` replaces the generated klaud.toml."""
-    app = root / "apps" / name
-    app.mkdir(parents=True)
-    commands = {
-        "install": install,
-        "build": build,
-        "typecheck": typecheck,
-        "start": start,
-        "test": test,
-    }
-    lines = ["[commands]", *(f"{k} = {json.dumps(v)}" for k, v in commands.items())]
-    lines += ["[runtime]", "ready_timeout = 10"]
-    if data:
-        lines += ["[[data]]", 'method = "GET"', 'path = "/api/rows"']
-    (app / "klaud.toml").write_text(
-        manifest if manifest is not None else "\n".join(lines) + "\n", encoding="utf-8"
-    )
-    if start == SERVE:
-        (app / "server.py").write_text(SERVER, encoding="utf-8")
-        (app / "rows.json").write_text(json.dumps(list(rows)), encoding="utf-8")
-    for rel, text in (files or {}).items():
-        path = app / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return app
-
-
-def path_without_npm(root: Path) -> str:
-    """A PATH with python3 only: an app that calls npm meets a machine without it."""
-    folder = root / "bin-python-only"
-    folder.mkdir()
-    (folder / "python3").symlink_to(Path(sys.executable).resolve())  # not a shell shim
-    return str(folder)
-
-
-def make_suite(pytester: pytest.Pytester, test_file: str = TEST_FILE) -> None:
-    pytester.makeini(INI)
-    pytester.makepyfile(test_evals=test_file)
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*args, timeout=SUBPROCESS_TIMEOUT)
-
-
-def read_report(folder: Path) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(
-        (folder / "evaluation_report.json").read_text(encoding="utf-8")
-    )
-    return report
-
-
-def apps_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {app["app_name"]: app for app in report["apps"]}
-
-
-CHECK_NAMES = (
-    "build_success",
-    "runtime_success",
-    "type_safety",
-    "tests_pass",
-    "databricks_connectivity",
-    "data_returned",
+from helpers import (
+    INI,
+    NO_TRACKING,
+    TEST_FILE,
+    apps_by_name,
+    checks,
+    make_app,
+    make_suite,
+    outcomes,
+    path_without_npm,
+    read_report,
+    run,
 )
 
-
-def checks(app: dict[str, Any]) -> dict[str, bool | None]:
-    return {name: app["metrics"][name] for name in CHECK_NAMES}
-
-
-def outcomes(app: dict[str, Any]) -> dict[str, str]:
-    return {stage["name"]: stage["outcome"] for stage in app["stages"]}
+from pytest_klaudbiusz.results.metrics import CHECKS
 
 
 @pytest.fixture(autouse=True)
@@ -204,7 +95,7 @@ def test_serial_run_reports_every_app_with_exact_values(pytester: pytest.Pyteste
         "needs-tool": "infra_error",
         "no-data": "evaluated",
     }
-    passing = dict.fromkeys(CHECK_NAMES, True) | {"type_safety": None}
+    passing = dict.fromkeys(CHECKS, True) | {"type_safety": None, "ui_renders": None}
     assert checks(apps["good"]) == passing
     assert checks(apps["no-data"]) == passing | {
         "databricks_connectivity": None,

@@ -35,8 +35,8 @@ from pytest_klaudbiusz.apps.scoring import (
 )
 from pytest_klaudbiusz.apps.templates import plan_app
 from pytest_klaudbiusz.apps.ui import RULE_SEPARATOR, BrowserUnavailable, has_ui_files, ui_stage
+from pytest_klaudbiusz.results.metrics import CHECK_STAGES
 from pytest_klaudbiusz.results.model import (
-    CHECK_STAGES,
     DEFAULT_TIMEOUTS,
     STAGES,
     AppResult,

@@ -255,9 +255,11 @@ def devx_criteria(
         START_COMMAND: has_start,
         ENTRY_POINT: _entry_point(app_dir),
     }
+    has_target = (app_dir / "app.yaml").is_file() or (app_dir / "Dockerfile").is_file()
     deploy = {
-        DEPLOY_TARGET: (app_dir / "app.yaml").is_file() or (app_dir / "Dockerfile").is_file(),
-        DEPLOY_CONFIG: _deploy_config(app_dir),
+        DEPLOY_TARGET: has_target,
+        # no target, no config to judge: the missing target costs one point, not two
+        DEPLOY_CONFIG: not has_target or _deploy_config(app_dir),
         HEALTH_CHECK: health_declared or bool(_HEALTH_ROUTE.search(sources)),
         NO_SECRETS: not secrets,
         DEPENDENCIES_PINNED: _dependencies_pinned(app_dir),

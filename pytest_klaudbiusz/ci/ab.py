@@ -30,8 +30,8 @@ from statistics import NormalDist
 from typing import Any
 
 from pytest_klaudbiusz.ci.compare import ALPHA, mcnemar_exact
-from pytest_klaudbiusz.results.model import CHECKS, RATES
-from pytest_klaudbiusz.results.render import markdown_table
+from pytest_klaudbiusz.results.markdown import markdown_table
+from pytest_klaudbiusz.results.metrics import CHECKS, RATES
 from pytest_klaudbiusz.results.text import markdown_cell
 
 #: The two-sided 95% normal quantile (1.95996...).

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.ci.sources import configured_store, is_report_file, open_history
+from pytest_klaudbiusz.options import OptionReader
+from pytest_klaudbiusz.results.report import REPORT_FILE
 
 if TYPE_CHECKING:
+    from pytest_klaudbiusz.results.report import EvaluationReport
     from pytest_klaudbiusz.tracking.history import History
 
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -40,15 +43,15 @@ def wants_ab(config: pytest.Config) -> bool:
 
 def resolve_side(
     ref: str, history: History | None, is_file: bool, base: Path
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, EvaluationReport]:
     """(label, report) of one side; ``pytest.UsageError`` saying what is missing."""
-    from pytest_klaudbiusz.results.render import load_report
+    from pytest_klaudbiusz.results.files import load_report
     from pytest_klaudbiusz.tracking.history import HistoryError
 
     if is_file:
         path = base / ref
         try:
-            report = load_report(path / quality.REPORT_FILE if path.is_dir() else path)
+            report = load_report(path / REPORT_FILE if path.is_dir() else path)
         except ValueError as exc:
             raise pytest.UsageError(f"--klaud-ab: {exc}") from None
         return f"{report['run'].get('mode')} ({path})", report
@@ -70,7 +73,7 @@ def resolve_side(
     tracked = history.report(record.run_id)
     if tracked is None:
         raise pytest.UsageError(
-            f"--klaud-ab: run {record.run_id} has no {quality.REPORT_FILE} artifact:"
+            f"--klaud-ab: run {record.run_id} has no {REPORT_FILE} artifact:"
             " the A/B test needs each app's results"
         )
     return f"{record.mode} (run {record.run_id}, {record.date})", tracked
@@ -82,18 +85,20 @@ def ab_main(config: pytest.Config) -> int:
 
     refs = config.getoption("klaud_ab")
     base = Path(config.invocation_params.dir)
-    files = [quality._is_report_file(config, ref) for ref in refs]
-    history = None if all(files) else quality._open_history(*quality._store(config))
+    files = [is_report_file(config, ref) for ref in refs]
+    history = None if all(files) else open_history(configured_store(config))
     (label_a, report_a), (label_b, report_b) = (
         resolve_side(ref, history, is_file, base) for ref, is_file in zip(refs, files, strict=True)
     )
     test = ab.ab_test(report_a, report_b, label_a, label_b)
     print("\n".join(ab.render_text(test)))
-    md_path = quality._path(config, "klaud_summary_md")
-    if md_path is not None or os.environ.get(quality.STEP_SUMMARY):
+    from pytest_klaudbiusz.ci.step_summary import STEP_SUMMARY, publish_markdown
+
+    md_path = OptionReader(config).path("klaud_summary_md")
+    if md_path is not None or os.environ.get(STEP_SUMMARY):
         text = "\n".join(["# Generation strategies A/B", "", *ab.render_markdown(test)])
         try:
-            written = quality.publish_markdown(text, md_path, os.environ)
+            written = publish_markdown(text, md_path, os.environ)
         except OSError as exc:
             raise pytest.UsageError(f"cannot write the Markdown summary: {exc}") from None
         for line in written:

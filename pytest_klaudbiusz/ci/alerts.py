@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pytest_klaudbiusz.results.model import RATES
+from pytest_klaudbiusz.results.metrics import RATES, format_value
 
 if TYPE_CHECKING:  # gates is imported where an alert is composed, not by every session
     from pytest_klaudbiusz.ci import gates
@@ -150,11 +150,11 @@ def alert_config(
 
 def reason_to_alert(on: str, report: Mapping[str, Any], moves: gates.AppMoves | None) -> str | None:
     """Why this evaluation is worth a notification under ``on``; None: it is not."""
-    from pytest_klaudbiusz.ci import gates
+    from pytest_klaudbiusz.ci import gate_report, gates
 
     gate = report.get("gate")
     if gate and gate["verdict"] in (gates.FAILED, gates.ERROR):
-        gate_reason: str | None = gates.headline(gate)
+        gate_reason: str | None = gate_report.headline(gate)
     else:
         gate_reason = None
     regressed = len(moves.regressed) if moves else 0
@@ -182,7 +182,7 @@ def compose(
 ) -> tuple[str, str]:
     """(title, body): the mode, the rates that moved (with the baseline's), the failing
     rules, the apps that flipped, and where the MLflow run is."""
-    from pytest_klaudbiusz.ci import gates
+    from pytest_klaudbiusz.ci import gate_report, gates
 
     run, summary = report["run"], report["summary"]
     mode = run.get("mode")
@@ -201,8 +201,7 @@ def compose(
         if now is None or before is None or abs(float(now) - float(before)) < 1e-12:
             continue
         moved.append(
-            f"  {metric}: {gates.format_value(metric, now)}"
-            f" (baseline {gates.format_value(metric, before)})"
+            f"  {metric}: {format_value(metric, now)} (baseline {format_value(metric, before)})"
         )
     if moved:
         lines += ["Rates that moved:", *moved]
@@ -210,8 +209,8 @@ def compose(
     if gate and gate["verdict"] == gates.ERROR:
         lines.append(f"Quality gate error: {gate.get('error')}")
     elif gate:
-        lines.append(f"{gates.headline(gate)}.")
-        entries = gates.terminal_lines({**gate, "moved_apps": None})
+        lines.append(f"{gate_report.headline(gate)}.")
+        entries = gate_report.terminal_lines({**gate, "moved_apps": None})
         for i, (text, colour) in enumerate(entries):  # the failed rules and their apps
             if colour == "red" or (i and entries[i - 1][1] == "red" and text.startswith(" ")):
                 lines.append(f"  {' '.join(text.split())}")

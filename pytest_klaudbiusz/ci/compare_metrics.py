@@ -10,7 +10,7 @@ import difflib
 
 import pytest
 
-from pytest_klaudbiusz.results.model import RATES
+from pytest_klaudbiusz.results.metrics import CUSTOM_METRIC, DISPLAY_ORDER, METRIC_DIRECTIONS, RATES
 
 ALL = "all"
 DEFAULT = (
@@ -39,12 +39,9 @@ def parse(text: str) -> tuple[str, ...] | None:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if names == (ALL,):
         return None
-    from pytest_klaudbiusz.ci import gates  # not before a comparison needs it
-    from pytest_klaudbiusz.ci.compare import DEFAULT_METRICS
-
-    known = {*DEFAULT_METRICS, *gates.METRIC_DIRECTIONS}
+    known = {*DISPLAY_ORDER, *METRIC_DIRECTIONS}
     for name in names:
-        if name not in known and not gates.CUSTOM_METRIC.fullmatch(name):
+        if name not in known and not CUSTOM_METRIC.fullmatch(name):
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(f"--klaud-metrics: unknown metric {name!r}{hint}")

@@ -14,7 +14,7 @@ Rules that compare with a baseline also get a ``baseline_overlap`` rule: at leas
 the evaluated apps must have been evaluated in the baseline too, so that a baseline of
 other apps fails the gate instead of letting it pass by comparing nothing.
 
-The direction of every known summary metric lives in ``METRIC_DIRECTIONS``. Pure: no
+The direction of every known summary metric is in ``results.metrics``. Pure: no
 pytest, no mlflow; the verdict is plain JSON (the report's top-level ``gate`` key).
 """
 
@@ -23,50 +23,19 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_klaudbiusz.results.model import CHECKS, QUALITY_CHECKS, RATES
-from pytest_klaudbiusz.results.text import markdown_cell
-
-HIGHER = "higher"
-LOWER = "lower"
-
-#: Whether a bigger value of each known summary metric is better or worse.
-METRIC_DIRECTIONS: dict[str, str] = {
-    **dict.fromkeys(RATES.values(), HIGHER),
-    "overall_quality_score": HIGHER,
-    "avg_local_runability_score": HIGHER,
-    "avg_deployability_score": HIGHER,
-    "avg_appeval_100": HIGHER,
-    "avg_test_coverage_pct": HIGHER,
-    "total_apps": HIGHER,
-    "evaluated": HIGHER,
-    "apps_with_generation_metrics": HIGHER,
-    "apps_per_dollar": HIGHER,
-    "avg_total_loc": HIGHER,
-    "infra_errors": LOWER,
-    "not_run": LOWER,
-    "reused": LOWER,  # results taken from the cache or the last report: a staler evaluation
-    "generation_cost_usd": LOWER,
-    "avg_cost_per_app_usd": LOWER,
-    "cost_per_passing_app_usd": LOWER,
-    "total_input_tokens": LOWER,
-    "total_output_tokens": LOWER,
-    "total_cache_read_tokens": LOWER,
-    "total_cache_creation_tokens": LOWER,
-    "avg_generation_time_sec": LOWER,
-    "avg_input_tokens_per_app": LOWER,
-    "avg_output_tokens_per_app": LOWER,
-    "avg_turns_per_app": LOWER,
-    "avg_build_time_sec": LOWER,
-    "avg_startup_time_sec": LOWER,
-    "avg_evaluation_time_sec": LOWER,
-}
-
-#: Metrics that are fractions in 0-1 (shown as percentages, limits must be in 0-1).
-FRACTION_METRICS = frozenset({*RATES.values(), "overall_quality_score"})
+from pytest_klaudbiusz.results.metrics import (
+    CHECKS,
+    FRACTION_METRICS,
+    HIGHER,
+    METRIC_DIRECTIONS,
+    QUALITY_CHECKS,
+    RATES,
+    direction,
+)
 
 #: The per-app checks behind a summary metric: the apps that explain its value.
 METRIC_CHECKS: dict[str, tuple[str, ...]] = {
@@ -74,8 +43,6 @@ METRIC_CHECKS: dict[str, tuple[str, ...]] = {
     "overall_quality_score": QUALITY_CHECKS,
 }
 
-#: Custom metrics recorded by a suite reach the summary as ``avg_<name>``.
-CUSTOM_METRIC = re.compile(r"avg_[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 FAIL_UNDER = "fail_under"
@@ -103,44 +70,11 @@ _EXAMPLES = {
     FAIL_OVER: "avg_cost_per_app_usd=1.5",
     MAX_DROP: "tests_pass_rate=0.05 or tests_pass_rate=5%",
 }
-_EPSILON = 1e-9  # float noise: 0.9 - 0.85 is 0.05000000000000004
+EPSILON = 1e-9  # float noise: 0.9 - 0.85 is 0.05000000000000004
 
 
 class GateError(ValueError):
     """A gate that cannot be checked as written; the message is one line saying what to fix."""
-
-
-def direction(metric: str, lower: Iterable[str] = (), higher: Iterable[str] = ()) -> str | None:
-    """``HIGHER`` or ``LOWER`` is better, or ``None`` for a metric nobody knows."""
-    if metric in set(higher):
-        return HIGHER
-    if metric in set(lower):
-        return LOWER
-    if metric in METRIC_DIRECTIONS:
-        return METRIC_DIRECTIONS[metric]
-    if CUSTOM_METRIC.fullmatch(metric):
-        return HIGHER
-    return None
-
-
-def format_value(metric: str | None, value: float | None) -> str:
-    """A metric value as people read it: rates in percent, "n/a" when missing."""
-    if value is None:
-        return "n/a"
-    if metric in FRACTION_METRICS:
-        return f"{100 * value:.1f}%"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.3f}".rstrip("0").rstrip(".")
-
-
-def format_amount(metric: str | None, amount: float | None) -> str:
-    """A difference of a metric: percentage points for rates."""
-    if amount is None:
-        return "n/a"
-    if metric in FRACTION_METRICS:
-        return f"{100 * amount:.1f} pp"
-    return format_value(None, amount)
 
 
 @dataclass(frozen=True)
@@ -500,9 +434,9 @@ def evaluate_gate(
             assert rule.metric is not None
             value = _measured(summary, rule.metric)
             ok = value is not None and (
-                value >= rule.value - _EPSILON
+                value >= rule.value - EPSILON
                 if rule.kind == FAIL_UNDER
-                else value <= rule.value + _EPSILON
+                else value <= rule.value + EPSILON
             )
             rules.append(
                 _entry(
@@ -566,7 +500,7 @@ def _max_drop(
         )
     allowed = rule.value / 100 * abs(before) if rule.relative else rule.value
     worse = (before - now) if rule.higher_is_better else (now - before)
-    ok = worse <= allowed + _EPSILON
+    ok = worse <= allowed + EPSILON
     return _entry(
         rule,
         limit=allowed,
@@ -594,163 +528,3 @@ def _overlap(report: Mapping[str, Any], moves: AppMoves | None) -> dict[str, Any
 def gate_error(message: str) -> dict[str, Any]:
     """The ``gate`` key of a report whose gate could not be checked."""
     return {"verdict": ERROR, "error": message, "rules": [], "baseline": None, "moved_apps": None}
-
-
-# --- rendering ------------------------------------------------------------------------
-
-
-def _rule_values(rule: Mapping[str, Any]) -> tuple[str, str]:
-    """(measured, limit) as text, in the rule's terms."""
-    metric, kind = rule["metric"], rule["kind"]
-    if kind == MAX_DROP:
-        measured = (
-            f"{format_value(metric, rule['current'])} vs {format_value(metric, rule['baseline'])}"
-        )
-        if rule["measured"] is not None:
-            worse = rule["measured"]
-            word = "worse" if worse > _EPSILON else "better" if worse < -_EPSILON else "same"
-            measured += f" ({format_amount(metric, abs(worse))} {word})"
-        return measured, f"{format_amount(metric, rule['limit'])} worse"
-    if kind == MAX_NEW_FAILURES:
-        return format_value(None, rule["measured"]), format_value(None, rule["limit"])
-    if kind == BASELINE_OVERLAP:
-        share = "n/a" if rule["measured"] is None else f"{100 * rule['measured']:.0f}%"
-        return share, f"{100 * rule['limit']:.0f}%"
-    return format_value(metric, rule["measured"]), format_value(metric, rule["limit"])
-
-
-def _status(rule: Mapping[str, Any]) -> str:
-    return {True: "passed", False: "FAILED", None: "skipped"}[rule["passed"]]
-
-
-def _apps_text(apps: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(apps[:limit])
-    return shown + (f" and {len(apps) - limit} more" if len(apps) > limit else "")
-
-
-def headline(gate: Mapping[str, Any]) -> str:
-    if gate["verdict"] == ERROR:
-        return "quality gate: ERROR"
-    failed = sum(1 for r in gate["rules"] if r["passed"] is False)
-    text = f"quality gate: {gate['verdict'].upper()}"
-    if failed:
-        text += f" ({failed} of {len(gate['rules'])} rules failed)"
-    if gate.get("informational"):
-        text += " (informational)"
-    return text
-
-
-def terminal_lines(gate: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-    """Lines of the terminal's "quality gate" section with a colour ("red", "green")."""
-    if gate["verdict"] == ERROR:
-        return [(f"ERROR: {gate['error']}", "red")]
-    lines: list[tuple[str, str | None]] = []
-    base = gate.get("baseline")
-    if base:
-        lines.append((f"baseline: {_baseline_text(base)}", None))
-    for rule in gate["rules"]:
-        measured, limit = _rule_values(rule)
-        text = f"{_status(rule):7} {rule['rule']}: measured {measured}, limit {limit}"
-        if rule["note"]:
-            text += f" [{rule['note']}]"
-        colour = {True: "green", False: "red", None: "yellow"}[rule["passed"]]
-        lines.append((text, colour))
-        if rule["passed"] is False and rule["apps"]:
-            lines.append((f"        apps: {_apps_text(rule['apps'])}", None))
-    moves = gate.get("moved_apps")
-    if moves:
-        lines.append((moves_line(moves), None))
-    return lines
-
-
-def moves_line(moves: Mapping[str, Any]) -> str:
-    regressed, fixed = moves["regressed"], moves["fixed"]
-    parts = [
-        f"{len(regressed)} regressed" + (f" ({_apps_text(list(regressed))})" if regressed else ""),
-        f"{len(fixed)} fixed" + (f" ({_apps_text(list(fixed))})" if fixed else ""),
-        f"{len(moves['new'])} new",
-        f"{len(moves['gone'])} gone",
-    ]
-    return f"apps vs baseline ({moves['apps_in_common']} in common): " + ", ".join(parts)
-
-
-def _baseline_text(base: Mapping[str, Any]) -> str:
-    if base.get("missing"):
-        return f"{base['ref']} (does not exist yet)"
-    if base["kind"] == "file":
-        return f"report file {base['ref']}" + (f" ({base['run_name']})" if base["run_name"] else "")
-    what = "previous run" if base["kind"] == "previous" else "run"
-    return f"{what} {base['run_id']} ({base['run_name']})"
-
-
-def markdown_lines(gate: Mapping[str, Any], level: str = "##") -> list[str]:
-    """The gate as a Markdown section (for EVALUATION_REPORT.md and CI summaries)."""
-    if gate["verdict"] == ERROR:
-        return [
-            f"{level} Quality gate: error",
-            "",
-            f"The gate could not be checked: {gate['error']}",
-        ]
-    mark = "✅" if gate["verdict"] == PASSED else "❌"
-    lines = [f"{level} {mark} {headline(gate)[0].upper()}{headline(gate)[1:]}", ""]
-    if gate.get("informational"):
-        lines += ["Informational: the gate does not decide the exit status.", ""]
-    base = gate.get("baseline")
-    if base:
-        lines += [f"Baseline: {markdown_cell(_baseline_text(base))}.", ""]
-    lines += ["| Rule | Result | Measured | Limit | Apps |", "|---|---|---|---|---|"]
-    for rule in gate["rules"]:
-        measured, limit = _rule_values(rule)
-        if rule["note"]:
-            measured += f" ({rule['note']})"
-        apps = _apps_text(rule["apps"]) if rule["passed"] is False else ""
-        cells = (rule["rule"], _status(rule), measured, limit, apps or "-")
-        lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
-    moves = gate.get("moved_apps")
-    if moves:
-        lines += ["", markdown_cell(moves_line(moves)) + "."]
-    return lines
-
-
-def mlflow_fields(report: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
-    """Metrics and tags of the gate for the report's MLflow run (empty without a gate)."""
-    gate = report.get("gate")
-    if not gate:
-        return {}, {}
-    failed = [r["rule"] for r in gate["rules"] if r["passed"] is False]
-    metrics = {
-        "gate_passed": 1.0 if gate["verdict"] == PASSED else 0.0,
-        "gate_rules": float(len(gate["rules"])),
-        "gate_rules_failed": float(len(failed)),
-    }
-    if gate.get("moved_apps"):
-        metrics["gate_new_failures"] = float(len(gate["moved_apps"]["regressed"]))
-    tags = {"gate_verdict": gate["verdict"]}
-    if gate.get("informational"):
-        tags["gate_informational"] = "true"
-    if failed:
-        tags["gate_failed_rules"] = "; ".join(failed)[:5000]
-    base = gate.get("baseline")
-    if base and not base.get("missing"):
-        tags["gate_baseline"] = str(base.get("run_id") or base["ref"])
-    return metrics, tags
-
-
-def quality_markdown(report: Mapping[str, Any]) -> list[str]:
-    """The gate and the trend chart (``trend.png`` beside the report) for EVALUATION_REPORT.md."""
-    lines: list[str] = []
-    if report.get("gate"):
-        lines += markdown_lines(report["gate"])
-    trend = report.get("trend")
-    if trend:
-        if lines:
-            lines.append("")
-        runs = len(trend["runs"])
-        lines += [
-            "## Trend",
-            "",
-            f"Rates of the last {runs} {trend['mode']} runs, this one included.",
-            "",
-            f"![rates of the last {runs} {trend['mode']} runs]({trend['image']})",
-        ]
-    return lines

@@ -21,6 +21,7 @@ import streamlit as st
 from pytest_klaudbiusz.ci import ab
 from pytest_klaudbiusz.ci.compare import RunRecord
 from pytest_klaudbiusz.dashboard import data
+from pytest_klaudbiusz.results.report import EvaluationReport
 from pytest_klaudbiusz.tracking.history import History, HistoryError
 from pytest_klaudbiusz.tracking.runs import display_uri
 
@@ -50,7 +51,7 @@ def runs(uri: str, experiment: str, limit: int, mode: str | None) -> list[RunRec
 
 
 @st.cache_data(show_spinner="reading a report", max_entries=200)
-def report(uri: str, experiment: str, run_id: str) -> dict[str, Any] | None:
+def report(uri: str, experiment: str, run_id: str) -> EvaluationReport | None:
     return history(uri, experiment).report(run_id)
 
 

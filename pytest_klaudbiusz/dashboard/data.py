@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_klaudbiusz.ci.compare import RunRecord, mode_means
-from pytest_klaudbiusz.results.model import CHECKS, RATES
+from pytest_klaudbiusz.results.metrics import CHECKS, RATES
 
 QUALITY = "overall_quality_score"
 COST_PER_APP = "avg_cost_per_app_usd"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_klaudbiusz.ci import quality
+from pytest_klaudbiusz.ci.sources import configured_store, open_history
 
 DEFAULT_PORT = 8501
 APP = Path(__file__).with_name("app.py")
@@ -61,8 +61,9 @@ def dashboard_main(config: pytest.Config) -> int:
     except ImportError:
         raise pytest.UsageError(MISSING) from None
     number = port(config)
-    uri, experiment = quality._store(config)
-    history = quality._open_history(uri, experiment)
+    store = configured_store(config)
+    uri, experiment = store.uri, store.experiment
+    history = open_history(store)
     from pytest_klaudbiusz.tracking.history import HistoryError
 
     try:
@@ -70,7 +71,7 @@ def dashboard_main(config: pytest.Config) -> int:
     except HistoryError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(
-        f"klaudbiusz dashboard of experiment {experiment} at {quality._display(uri)}:"
+        f"klaudbiusz dashboard of experiment {experiment} at {store.shown}:"
         f" http://127.0.0.1:{number} (Ctrl-C stops it)",
         flush=True,
     )

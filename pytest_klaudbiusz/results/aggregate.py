@@ -1,16 +1,8 @@
 """Aggregate app results into the evaluation report (the JSON source of truth).
 
-Shape of the report::
-
-    {"schema_version": 1,
-     "run": {"mode", "started_at", "finished_at", "plugin_version", "git_commit",
-             "git_branch", "model_version", "apps_dir", "mlflow_run_id", ...},
-     "summary": {metric name: number or null, ...},     # flat, MLflow-ready
-     "counts": {check: {"passed": n, "checked": n}, ...},  # rate denominators
-     "apps": [AppResult.to_dict(), ...]}                 # sorted by app_name
-
-A rate is over the evaluated apps the check applies to; ``null`` when it applies
-to none. Infrastructure errors and apps that never ran are counted, never rated.
+The report's shape is ``report.EvaluationReport``. A rate is over the evaluated apps the
+check applies to; ``null`` when it applies to none. Infrastructure errors and apps that
+never ran are counted, never rated.
 ``reused`` counts the results taken from the cache or the last report (``reused_from``).
 """
 
@@ -21,16 +13,9 @@ from collections.abc import Iterable
 from statistics import fmean
 from typing import Any
 
-from pytest_klaudbiusz.results.model import (
-    CHECKS,
-    QUALITY_CHECKS,
-    RATES,
-    SCHEMA_VERSION,
-    AppResult,
-    AppStatus,
-)
-
-GENERATION_KEYS = ("cost_usd", "input_tokens", "output_tokens", "turns")
+from pytest_klaudbiusz.results.metrics import AVERAGED, CHECKS, QUALITY_CHECKS, RATES
+from pytest_klaudbiusz.results.model import SCHEMA_VERSION, AppResult, AppStatus
+from pytest_klaudbiusz.results.report import EvaluationReport
 
 
 def _mean(values: Iterable[float | int | None]) -> float | None:
@@ -102,14 +87,7 @@ def summarize(apps: list[AppResult]) -> dict[str, float | int | None]:
         summary[rate] = c["passed"] / c["checked"] if c["checked"] else None
     quality = [summary[RATES[c]] for c in QUALITY_CHECKS]
     summary["overall_quality_score"] = _mean(quality)
-    for key in (
-        "local_runability_score",
-        "deployability_score",
-        "appeval_100",
-        "build_time_sec",
-        "startup_time_sec",
-        "test_coverage_pct",
-    ):
+    for key in AVERAGED:
         summary[f"avg_{key}"] = _mean(a.metrics.get(key) for a in evaluated)
     summary.update(generation_summary(apps))
     for name in sorted({n for a in evaluated for n in a.custom_metrics}):
@@ -117,7 +95,7 @@ def summarize(apps: list[AppResult]) -> dict[str, float | int | None]:
     return {k: v for k, v in summary.items() if v is None or math.isfinite(v)}
 
 
-def build_report(apps: list[AppResult], run: dict[str, Any]) -> dict[str, Any]:
+def build_report(apps: list[AppResult], run: dict[str, Any]) -> EvaluationReport:
     ordered = sorted(apps, key=lambda a: a.app_name)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -128,5 +106,5 @@ def build_report(apps: list[AppResult], run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def apps_of(report: dict[str, Any]) -> list[AppResult]:
+def apps_of(report: EvaluationReport) -> list[AppResult]:
     return [AppResult.from_dict(a) for a in report["apps"]]

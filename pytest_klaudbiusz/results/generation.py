@@ -17,8 +17,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from pytest_klaudbiusz.apps.scoring import parse_generation_metrics
+from pytest_klaudbiusz.results.markdown import markdown_table
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
-from pytest_klaudbiusz.results.text import markdown_cell
+from pytest_klaudbiusz.results.report import EvaluationReport
 
 
 class GenerationResultsError(ValueError):
@@ -111,15 +112,7 @@ def _usd(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
 
 
-def _row(values: Sequence[object]) -> str:
-    return "| " + " | ".join(markdown_cell(v) for v in values) + " |"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    return [_row(header), "|" + "---|" * len(header), *(_row(r) for r in rows)]
-
-
-def cost_quality_markdown(report: dict[str, Any]) -> list[str]:
+def cost_quality_markdown(report: EvaluationReport) -> list[str]:
     """``## Cost vs quality``: what the mode's apps cost against how good they are.
 
     One row per mode (a report holds one mode; the same columns line up across reports),
@@ -181,9 +174,9 @@ def cost_quality_markdown(report: dict[str, Any]) -> list[str]:
         "",
         "Quality is over the apps with cost data; a passing app passes every applicable check.",
         "",
-        *_table(mode_header, [mode_row]),
+        *markdown_table(mode_header, [mode_row]),
         "",
-        *_table(
+        *markdown_table(
             ("App", "USD", "Turns", "Output tokens", "appeval_100", "Verdict"),
             (app_row(a) for a in ordered),
         ),

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pytest_klaudbiusz.results.metrics import CHECKS
+
 SCHEMA_VERSION = 1
 
 #: Stages in the order they run; ``data`` is the connectivity check, ``ui`` the browser's.
@@ -28,43 +30,6 @@ DEFAULT_TIMEOUTS = {
     "request": 10.0,
     "ui": 30.0,  # opening the page in the browser, until it settled and was shot
 }
-
-#: Per-app boolean checks; ``False`` fails the app's pytest case, ``None`` means
-#: "not applicable" (no types to check, no data endpoints) and fails nothing.
-CHECKS = (
-    "build_success",
-    "runtime_success",
-    "type_safety",
-    "tests_pass",
-    "databricks_connectivity",
-    "data_returned",
-    "ui_renders",
-)
-
-#: The stage whose outcome decides each check.
-CHECK_STAGES = {
-    "build_success": "build",
-    "runtime_success": "runtime",
-    "type_safety": "typecheck",
-    "tests_pass": "test",
-    "databricks_connectivity": "data",
-    "data_returned": "data_returned",
-    "ui_renders": "ui",
-}
-
-#: Summary rate name for each check.
-RATES = {
-    "build_success": "build_success_rate",
-    "runtime_success": "runtime_success_rate",
-    "type_safety": "type_safety_rate",
-    "tests_pass": "tests_pass_rate",
-    "databricks_connectivity": "databricks_connectivity_rate",
-    "data_returned": "data_returned_rate",
-    "ui_renders": "ui_renders_rate",
-}
-
-#: The checks whose rates make up ``overall_quality_score``.
-QUALITY_CHECKS = ("build_success", "runtime_success", "tests_pass", "databricks_connectivity")
 
 
 class Outcome(StrEnum):

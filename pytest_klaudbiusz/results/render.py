@@ -1,7 +1,8 @@
 """Render the evaluation report (the JSON source of truth) as Markdown, CSV and terminal lines.
 
-Everything here is computed from the report dict alone, so any output can be rebuilt
-from ``evaluation_report.json``. Standard library only: no pytest, no mlflow.
+Everything here is computed from the report alone, so any output can be rebuilt from
+``evaluation_report.json`` (``files.py`` writes and reads the files). Standard library
+only: no pytest, no mlflow.
 """
 
 from __future__ import annotations
@@ -9,60 +10,23 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
-import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from pytest_klaudbiusz.results.aggregate import GENERATION_KEYS, apps_of
+from pytest_klaudbiusz.results.aggregate import apps_of
 from pytest_klaudbiusz.results.generation import cost_quality_markdown
-from pytest_klaudbiusz.results.model import (
-    CHECKS,
-    RATES,
-    SCHEMA_VERSION,
-    AppResult,
-    AppStatus,
-    Outcome,
-)
+from pytest_klaudbiusz.results.markdown import markdown_table
+from pytest_klaudbiusz.results.metrics import APP_METRICS, GENERATION_KEYS, RATES, percent
+from pytest_klaudbiusz.results.model import AppResult, AppStatus, Outcome
+from pytest_klaudbiusz.results.report import FILE_NAMES, REPRODUCIBILITY_FIELDS, EvaluationReport
 from pytest_klaudbiusz.results.screenshots import LEFT_OUT, SCREENSHOT_LINK, attention_first
 from pytest_klaudbiusz.results.text import csv_cell, markdown_cell
 
-#: Per-app metrics in report order; the CSV puts any other metric keys after these.
-METRIC_KEYS = (
-    *CHECKS,
-    "local_runability_score",
-    "deployability_score",
-    "test_coverage_pct",
-    "build_time_sec",
-    "startup_time_sec",
-    "total_loc",
-    "has_dockerfile",
-    "has_tests",
-    "appeval_100",
-)
 FUNNEL_STAGES = ("install", "build", "runtime", "data", "data_returned", "ui", "test")
-REPORT_KEYS = ("schema_version", "run", "summary", "counts", "apps")
-FILE_NAMES = {
-    "json": "evaluation_report.json",
-    "markdown": "EVALUATION_REPORT.md",
-    "csv": "evaluation_report.csv",
-}
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def _num(value: float | None, fmt: str = ".1f", unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in rows]
-    return lines
 
 
 def _stars(score: int | None) -> str:
@@ -78,10 +42,14 @@ def _failed_criteria(app: AppResult) -> str:
     return "; ".join(parts) or "-"
 
 
-def _executive_summary(report: dict[str, Any]) -> list[str]:
+def _executive_summary(report: EvaluationReport) -> list[str]:
     summary, counts = report["summary"], report["counts"]
     rates = [
-        (rate, _pct(summary.get(rate)), f"{counts[check]['passed']} / {counts[check]['checked']}")
+        (
+            rate,
+            percent(summary.get(rate)),
+            f"{counts[check]['passed']} / {counts[check]['checked']}",
+        )
         for check, rate in RATES.items()
     ]
     overview = [
@@ -90,7 +58,7 @@ def _executive_summary(report: dict[str, Any]) -> list[str]:
         ("infra_errors", summary["infra_errors"]),
         ("not_run", summary.get("not_run", 0)),
         ("reused", summary.get("reused", 0)),
-        ("overall_quality_score", _pct(summary.get("overall_quality_score"))),
+        ("overall_quality_score", percent(summary.get("overall_quality_score"))),
         ("avg_appeval_100", _num(summary.get("avg_appeval_100"))),
     ]
     overview += [
@@ -216,7 +184,7 @@ def _screenshots(apps: list[AppResult]) -> list[str]:
     return lines
 
 
-def _generation(report: dict[str, Any]) -> list[str]:
+def _generation(report: EvaluationReport) -> list[str]:
     summary = report["summary"]
     with_data = summary.get("apps_with_generation_metrics", 0)
     if not with_data:
@@ -240,25 +208,17 @@ def _generation(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def _run(report: dict[str, Any]) -> list[str]:
+def _run(report: EvaluationReport) -> list[str]:
     run = report["run"]
     rows = [
         (key, run.get(key) or "n/a")
         for key in (
             "mode",
             "model_version",
-            "git_commit",
-            "git_branch",
-            "plugin_version",
-            "pytest_version",
-            "python_version",
-            "mlflow_version",
+            *REPRODUCIBILITY_FIELDS,
             "started_at",
             "finished_at",
             "apps_dir",
-            "command",
-            "sandbox",
-            "limits",
         )
     ]
     if dataset := run.get("dataset"):
@@ -280,16 +240,16 @@ def _run(report: dict[str, Any]) -> list[str]:
     return ["## Run", "", *markdown_table(("Field", "Value"), rows)]
 
 
-def _quality_gate_and_trend(report: dict[str, Any]) -> list[str]:
+def _quality_gate_and_trend(report: EvaluationReport) -> list[str]:
     """The quality gate's verdict and the trend chart, when the evaluation had them."""
     if not (report.get("gate") or report.get("trend")):
         return []
-    from pytest_klaudbiusz.ci.gates import quality_markdown
+    from pytest_klaudbiusz.ci.gate_report import quality_markdown
 
     return quality_markdown(report)
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: EvaluationReport) -> str:
     """``EVALUATION_REPORT.md``: a self-contained human-readable report."""
     apps = apps_of(report)
     run = report["run"]
@@ -312,12 +272,12 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join("\n".join(s) for s in sections if s) + "\n"
 
 
-def render_csv(report: dict[str, Any]) -> str:
+def render_csv(report: EvaluationReport) -> str:
     """``evaluation_report.csv``: one row per app, metrics flattened into columns."""
     apps = report["apps"]
     fixed = ("app_name", "app_dir", "template_type", "status")
     seen = {key for app in apps for key in app["metrics"]}
-    metrics = [*METRIC_KEYS, *sorted(seen - set(METRIC_KEYS) - set(fixed))]
+    metrics = [*APP_METRICS, *sorted(seen - set(APP_METRICS) - set(fixed))]
     custom = sorted({k for app in apps for k in app.get("custom_metrics") or {}})
     taken = {*fixed, *metrics, "issues", *GENERATION_KEYS, "error", "reused_from"}
     custom_columns = [f"custom_{k}" if k in taken else k for k in custom]
@@ -341,7 +301,7 @@ def render_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def _incomplete(report: dict[str, Any]) -> list[str]:
+def _incomplete(report: EvaluationReport) -> list[str]:
     if report["run"].get("status") != "interrupted":
         return []
     summary = report["summary"]
@@ -351,15 +311,19 @@ def _incomplete(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_terminal_summary(report: dict[str, Any], report_dir: str) -> list[str]:
+def render_terminal_summary(report: EvaluationReport, report_dir: str) -> list[str]:
     """A short block for pytest's terminal summary."""
     summary, counts, run = report["summary"], report["counts"], report["run"]
     rows = [
-        (rate, _pct(summary.get(rate)), f"  ({counts[check]['passed']}/{counts[check]['checked']})")
+        (
+            rate,
+            percent(summary.get(rate)),
+            f"  ({counts[check]['passed']}/{counts[check]['checked']})",
+        )
         for check, rate in RATES.items()
     ]
     rows += [
-        ("overall_quality_score", _pct(summary.get("overall_quality_score")), ""),
+        ("overall_quality_score", percent(summary.get("overall_quality_score")), ""),
         ("avg_appeval_100", _num(summary.get("avg_appeval_100")), ""),
     ]
     width = max(len(name) for name, _, _ in rows)
@@ -375,51 +339,3 @@ def render_terminal_summary(report: dict[str, Any], report_dir: str) -> list[str
     if run.get("mlflow_run_id"):
         lines.append(f"mlflow run: {run['mlflow_run_id']}")
     return lines
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never a half-written one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_reports(report: dict[str, Any], report_dir: Path) -> dict[str, Path]:
-    """Write the three report files atomically; return their paths by kind."""
-    texts = {
-        "json": json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-        "markdown": render_markdown(report),
-        "csv": render_csv(report),
-    }
-    report_dir.mkdir(parents=True, exist_ok=True)
-    paths = {kind: report_dir / name for kind, name in FILE_NAMES.items()}
-    for kind, text in texts.items():
-        write_atomic(paths[kind], text)
-    return paths
-
-
-def load_report(path: Path) -> dict[str, Any]:
-    """Read ``evaluation_report.json`` back; ``ValueError`` with a one-line reason if it isn't."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not an evaluation report (not UTF-8 text)") from None
-    except json.JSONDecodeError as exc:
-        reason = f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise ValueError(f"{path}: not an evaluation report ({reason})") from None
-    if not isinstance(data, dict):
-        reason = f"top level is a JSON {type(data).__name__}, not an object"
-    elif missing := [k for k in REPORT_KEYS if k not in data]:
-        reason = "missing " + ", ".join(missing)
-    elif data["schema_version"] != SCHEMA_VERSION:
-        reason = f"schema_version {data['schema_version']!r}, expected {SCHEMA_VERSION}"
-    elif not isinstance(data["apps"], list):
-        reason = "apps is not a list"
-    else:
-        return data
-    raise ValueError(f"{path}: not an evaluation report ({reason})")

@@ -19,9 +19,9 @@ import shutil
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
+from pytest_klaudbiusz.results.report import EvaluationReport
 
 FOLDER = "screenshots"
 SCREENSHOT_DATA = "screenshot_png_base64"  # the PNG on its way to the controller
@@ -110,7 +110,7 @@ def screenshot_folder(report_dir: Path) -> list[Path]:
 
 
 def gather_screenshots(
-    report: dict[str, Any], shards: Sequence[tuple[str, dict[str, Any]]], report_dir: Path
+    report: EvaluationReport, shards: Sequence[tuple[str, EvaluationReport]], report_dir: Path
 ) -> None:
     """A merge of shard reports: copy each app's screenshot from its shard's folder into
     ``report_dir/screenshots``; a link whose file cannot be found or copied is dropped."""

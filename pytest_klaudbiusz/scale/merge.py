@@ -23,6 +23,7 @@ from pytest_klaudbiusz.results.aggregate import build_report
 from pytest_klaudbiusz.results.dataset import combine_digests
 from pytest_klaudbiusz.results.generation import model_of
 from pytest_klaudbiusz.results.model import AppResult
+from pytest_klaudbiusz.results.report import EvaluationReport
 
 #: A shard: where its report came from (shown in messages) and the report.
 Shard = tuple[str, Mapping[str, Any]]
@@ -126,7 +127,7 @@ def _merged_id(runs: Sequence[Mapping[str, Any]]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
 
 
-def merge_reports(shards: Sequence[Shard], command: str | None = None) -> dict[str, Any]:
+def merge_reports(shards: Sequence[Shard], command: str | None = None) -> EvaluationReport:
     """The report of the whole evaluation; ``MergeError`` when the shards are not one.
 
     Its run is the earliest shard's, with the earliest start and the latest finish, the

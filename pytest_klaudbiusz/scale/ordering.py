@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from pytest_klaudbiusz.ci.quality import REPORT_FILE
+from pytest_klaudbiusz.options import OptionReader, add_option
+from pytest_klaudbiusz.results.report import REPORT_FILE
 from pytest_klaudbiusz.scale.scheduling import (
     COLLECTED,
     LONGEST_FIRST,
@@ -35,14 +36,15 @@ DURATIONS_INPUT = "klaud_durations"  # the workerinput key
 
 
 def add_options(parser: pytest.Parser) -> None:
-    help = (
+    """``--klaud-order`` and its ini equivalent."""
+    add_option(
+        parser,
+        "--klaud-order",
+        "klaud_order",
         f"order the apps run in: {LONGEST_FIRST} (default: by their durations in the"
-        f" previous report, apps without one first) or {COLLECTED}"
+        f" previous report, apps without one first) or {COLLECTED}",
+        metavar="ORDER",
     )
-    parser.getgroup("klaudbiusz").addoption(
-        "--klaud-order", dest="klaud_order", metavar="ORDER", help=help
-    )
-    parser.addini("klaud_order", help)
 
 
 def _app_name(item: pytest.Item) -> str | None:
@@ -112,7 +114,7 @@ def register(config: pytest.Config, settings: Settings) -> None:
         order = AppOrder(workerinput.get(DURATIONS_INPUT))
     else:
         try:
-            chosen = parse_order(config.getoption("klaud_order") or config.getini("klaud_order"))
+            chosen = parse_order(OptionReader(config).value("klaud_order"))
         except OrderError as exc:
             raise pytest.UsageError(str(exc)) from None
         if settings.apps_dir is None:

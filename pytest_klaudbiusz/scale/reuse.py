@@ -31,8 +31,8 @@ from pytest_klaudbiusz.apps.sandbox import BASE_VARIABLES, app_environment
 from pytest_klaudbiusz.apps.templates import plan_app
 from pytest_klaudbiusz.results.aggregate import apps_of
 from pytest_klaudbiusz.results.dataset import file_hashes, framed
+from pytest_klaudbiusz.results.files import load_report, write_atomic
 from pytest_klaudbiusz.results.model import AppResult, AppStatus
-from pytest_klaudbiusz.results.render import load_report, write_atomic
 
 FROM_CACHE = "cache"
 FROM_REPORT = "report"

@@ -20,23 +20,57 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_klaudbiusz.ci import quality
 from pytest_klaudbiusz.ci.alerts import masked_command
-from pytest_klaudbiusz.results.aggregate import apps_of
+from pytest_klaudbiusz.options import add_option
 from pytest_klaudbiusz.results.model import AppStatus
+from pytest_klaudbiusz.results.report import FILE_NAMES, EvaluationReport, utc_timestamp
 
 if TYPE_CHECKING:
     from pytest_klaudbiusz.settings import Settings
+    from pytest_klaudbiusz.tracking.store import TrackingStore
 
 PARENT_ENV = "KLAUD_PARENT_RUN_ID"
 _RUN_ID = re.compile(r"[\w-]{1,64}")
-REPORT_FILE = "evaluation_report.json"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Sharded evaluations: a CI matrix of shards, then one merge."""
+    add_option(
+        parser,
+        "--klaud-shard",
+        None,
+        "label this run as a shard of an evaluation (default with pytest-split: GROUP/SPLITS)",
+        metavar="NAME",
+    )
+    add_option(
+        parser,
+        "--klaud-parent-run",
+        None,
+        "log this shard as a child of the evaluation's MLflow run RUN_ID (from"
+        " --klaud-open-run; default: $KLAUD_PARENT_RUN_ID); --klaud-merge completes that run",
+        metavar="RUN_ID",
+    )
+    add_option(
+        parser,
+        "--klaud-open-run",
+        None,
+        "open the MLflow run of a sharded evaluation, print its id and exit",
+        action="store_true",
+    )
+    add_option(
+        parser,
+        "--klaud-merge",
+        None,
+        "merge the shards' evaluation_report.json files (or folders holding them) into one"
+        " report and one MLflow run, and exit; runs no apps",
+        nargs="+",
+        metavar="REPORT",
+    )
 
 
 def parent_run(config: pytest.Config) -> str | None:
@@ -89,59 +123,44 @@ def run_fields(config: pytest.Config, apps_dir: Path | None) -> dict[str, Any]:
     }
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _store(config: pytest.Config, settings: Settings, what: str) -> tuple[str, str]:
-    """Tracking URI and experiment, checked (fails fast, before mlflow is imported)."""
-    from pytest_klaudbiusz.tracking import runs as tracking
+def _store(settings: Settings, what: str) -> TrackingStore:
+    """The tracking store, checked (fails fast, before mlflow is imported)."""
+    from pytest_klaudbiusz.options import checked_store
 
     if not settings.tracking:
         raise pytest.UsageError(f"{what} logs to MLflow: drop --klaud-no-tracking")
-    uri = tracking.resolve_tracking_uri(settings.tracking_uri, os.environ, config.rootpath)
-    try:
-        tracking.check_tracking_uri(uri, os.environ)
-    except tracking.TrackingError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    tracking.configure_mlflow_environment(os.environ)
-    return uri, tracking.resolve_experiment(settings.experiment, os.environ)
+    return checked_store(settings)
 
 
 def open_run_main(config: pytest.Config, settings: Settings) -> int:
     """``pytest --klaud-open-run``: print the id of a new RUNNING run, nothing else."""
     from pytest_klaudbiusz.tracking import runs as tracking
 
-    uri, experiment = _store(config, settings, "--klaud-open-run")
+    store = _store(settings, "--klaud-open-run")
     try:
-        run_id = tracking.open_parent_run(uri, experiment, settings.mode, _utc_now())
+        run_id = tracking.open_parent_run(
+            store.uri, store.experiment, settings.mode, utc_timestamp()
+        )
     except tracking.TrackingError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(run_id)
     return 0
 
 
-def _shard_path(config: pytest.Config, value: str) -> Path:
-    """A report file, or a folder holding ``evaluation_report.json`` (a CI artifact)."""
-    path = Path(config.invocation_params.dir, value)
-    return path / REPORT_FILE if path.is_dir() else path
-
-
 def merge_main(config: pytest.Config, settings: Settings) -> int:
     """``pytest --klaud-merge REPORT...``: write the merged reports to the report folder and
-    log them as one run (completing the shards' parent run, if they have one)."""
-    from pytest_klaudbiusz.hooks import call_summary_hook
-    from pytest_klaudbiusz.results.render import (
-        FILE_NAMES,
-        load_report,
-        render_terminal_summary,
-        write_reports,
-    )
+    log them as one run (completing the shards' parent run, if they have one), the way a
+    single run ends (``Conclusion``)."""
+    from pytest_klaudbiusz.ci.quality_control import QualityControl
+    from pytest_klaudbiusz.ci.sources import report_path
+    from pytest_klaudbiusz.conclusion import Conclusion
+    from pytest_klaudbiusz.results.files import load_report
+    from pytest_klaudbiusz.results.render import render_terminal_summary
     from pytest_klaudbiusz.results.screenshots import gather_screenshots
     from pytest_klaudbiusz.scale.merge import MergeError, merge_reports, parent_run_id
     from pytest_klaudbiusz.settings import SettingsError, check_report_dir
 
-    paths = [_shard_path(config, value) for value in config.getoption("klaud_merge")]
+    paths = [report_path(config, value) for value in config.getoption("klaud_merge")]
     output = settings.report_dir / FILE_NAMES["json"]
     if overwritten := next((p for p in paths if p.resolve() == output.resolve()), None):
         raise pytest.UsageError(
@@ -156,81 +175,36 @@ def merge_main(config: pytest.Config, settings: Settings) -> int:
         parent = parent_run(config) or parent_run_id(shards)
     except (SettingsError, MergeError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    store = _store(config, settings, "--klaud-merge") if settings.tracking else None
+    store = _store(settings, "--klaud-merge") if settings.tracking else None
     merged = MergedEvaluation(report)
-    control = quality.QualityControl(config, settings, merged)  # gates, baseline, trend
+    control = QualityControl(config, settings, merged)  # gates, baseline, trend
     control.resolve_baseline()  # a baseline that cannot be found: no report, no run
     gather_screenshots(report, shards, settings.report_dir)  # from the shards' folders
-    problems = call_summary_hook(config, report)  # the suite's own summary metrics
-    control.before_reports(report, *(store or (None, None)))
-    files = write_reports(report, settings.report_dir)
+    conclusion = Conclusion(config, settings, control, store, parent_run=parent)
+    conclusion.conclude(report)
     print(f"merged {len(shards)} shard reports ({len(report['apps'])} apps)")
-    for line in [
-        *(f"WARNING: {problem}" for problem in problems),
-        *render_terminal_summary(report, str(settings.report_dir)),
-    ]:
-        print(line)
-    if store is None:
-        tracked = 0
-    else:
-        from pytest_klaudbiusz.tracking.traces import traces_wanted
-
-        with_traces = traces_wanted(config)
-        tracked = _track_merge(report, settings, store, files, control, parent, with_traces)
+    if conclusion.write_error is None:
+        for line in render_terminal_summary(report, str(settings.report_dir)):
+            print(line)
+    for text, _ in conclusion.lines():
+        print(text)
+    if conclusion.write_error:
+        return int(pytest.ExitCode.INTERNAL_ERROR)
     # as a single run's: failing apps fail it, unless a gate decides
     failed = pytest.ExitCode.TESTS_FAILED if merged.failures_besides_infra else 0
     status = control.settle(failed, report)
     control.write_summary(_Printer())
+    tracked = pytest.ExitCode.TESTS_FAILED if conclusion.tracking_error else 0
     return max(status, tracked)
-
-
-def _track_merge(
-    report: dict[str, Any],
-    settings: Settings,
-    store: tuple[str, str],
-    files: dict[str, Path],
-    control: quality.QualityControl,
-    parent: str | None,
-    with_traces: bool,
-) -> int:
-    from pytest_klaudbiusz.results.render import write_reports
-    from pytest_klaudbiusz.results.screenshots import screenshot_folder
-    from pytest_klaudbiusz.tracking import runs as tracking
-
-    uri, experiment = store
-
-    def remember_run(run_id: str) -> None:
-        report["run"].update(mlflow_run_id=run_id, tracking_uri=uri, experiment=experiment)
-        write_reports(report, settings.report_dir)
-
-    try:
-        run_id = tracking.log_report(
-            report,
-            [*files.values(), *control.artifacts, *screenshot_folder(settings.report_dir)],
-            uri,
-            experiment,
-            on_run_id=remember_run,
-            run_id=parent,
-            traces=with_traces,
-        )
-    except tracking.TrackingError as exc:
-        if report["run"]["mlflow_run_id"] and not parent:  # a partial run, replaced on upload
-            report["run"].update(mlflow_run_id=None)
-            write_reports(report, settings.report_dir)
-        print(
-            f"MLflow tracking failed: {exc} -- the merged reports are kept; log them later"
-            f" with: pytest --klaud-upload {files['json']}"
-        )
-        return int(pytest.ExitCode.TESTS_FAILED)
-    print(f"mlflow run: {run_id} ({experiment} at {tracking.display_uri(uri)})")
-    return 0
 
 
 class MergedEvaluation:
     """What the quality gate needs of an evaluation, for a merge (no pytest session)."""
 
-    def __init__(self, report: dict[str, Any]) -> None:
-        self.report: dict[str, Any] | None = report
+    def __init__(self, report: EvaluationReport) -> None:
+        from pytest_klaudbiusz.results.aggregate import apps_of
+
+        self.report: EvaluationReport | None = report
         self.write_error: str | None = None
         self.failures_besides_infra = sum(  # apps failing a check: a single run's failures
             app.status is AppStatus.EVALUATED and bool(app.failed_checks())

@@ -41,24 +41,21 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pytest_klaudbiusz import __version__
-from pytest_klaudbiusz.results.model import SCHEMA_VERSION
-from pytest_klaudbiusz.results.render import REPORT_KEYS, load_report, write_reports
+from pytest_klaudbiusz.results.files import load_report, write_reports
+from pytest_klaudbiusz.results.report import EvaluationReport, report_problem, utc_timestamp
 from pytest_klaudbiusz.results.screenshots import SCREENSHOT_LINK, screenshot_folder
 from pytest_klaudbiusz.settings import parse_mode
 from pytest_klaudbiusz.tracking import runs as tracking
 from pytest_klaudbiusz.tracking.runs import TrackingError
+from pytest_klaudbiusz.tracking.store import tracking_store
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 __all__ = ["EvaluationTracker", "TrackingError", "track_evaluation"]
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now_ms() -> int:
@@ -79,10 +76,8 @@ class EvaluationTracker:
     def __init__(self, experiment_name: str | None = None, tracking_uri: str | None = None) -> None:
         cwd = Path.cwd()
         _load_dotenv(cwd)
-        self.tracking_uri = tracking.resolve_tracking_uri(tracking_uri, os.environ, cwd)
-        self.experiment_name = tracking.resolve_experiment(experiment_name, os.environ)
-        tracking.check_tracking_uri(self.tracking_uri, os.environ)  # fails in seconds
-        tracking.configure_mlflow_environment(os.environ)
+        store = tracking_store(tracking_uri, experiment_name, cwd)  # fails in seconds
+        self.tracking_uri, self.experiment_name = store.uri, store.experiment
         self.run_id: str | None = None
         self._tracker: tracking.MlflowTracker | None = None
         self._fluent = False  # whether the open run is also MLflow's active run
@@ -117,7 +112,7 @@ class EvaluationTracker:
         import mlflow
 
         tags = {k: v for k, v in (tags or {}).items() if v is not None}
-        name = run_name or f"eval_{tags.get('mode', 'manual')}_{_utc_now()}"
+        name = run_name or f"eval_{tags.get('mode', 'manual')}_{utc_timestamp()}"
         versions = {
             "plugin_version": __version__,
             "python_version": sys.version.split()[0],
@@ -169,7 +164,7 @@ class EvaluationTracker:
 
         run_id = self._open_run()
         params = tracking.evaluation_params(
-            mode, total_apps, timestamp or _utc_now(), model_version
+            mode, total_apps, timestamp or utc_timestamp(), model_version
         )
         tracker = self._mlflow()
         with tracker._wrap("logging params"):
@@ -315,24 +310,18 @@ def _attachments(report: Mapping[str, Any], folder: Path) -> list[Path]:
     return found + (screenshot_folder(folder) if linked else [])
 
 
-def _as_report(report: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+def _as_report(report: Mapping[str, Any] | str | os.PathLike[str]) -> EvaluationReport:
     """A private copy of the report; ``ValueError`` with a one-line reason if it is none."""
     if isinstance(report, str | os.PathLike):
         return load_report(Path(report))
     if not isinstance(report, Mapping):
         raise TypeError("a report is a path to evaluation_report.json or its dict")
-    missing = [k for k in REPORT_KEYS if k not in report]
-    if missing:
-        raise ValueError(f"not an evaluation report (missing {', '.join(missing)})")
-    if report["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(
-            f"not an evaluation report (schema_version {report['schema_version']!r},"
-            f" expected {SCHEMA_VERSION})"
-        )
-    data = copy.deepcopy(dict(report))
+    if reason := report_problem(report):
+        raise ValueError(f"not an evaluation report ({reason})")
+    data = cast(EvaluationReport, copy.deepcopy(dict(report)))
     run = data["run"]
     run.setdefault("mode", "manual")
-    run.setdefault("started_at", _utc_now())
+    run.setdefault("started_at", utc_timestamp())
     run.setdefault("finished_at", run["started_at"])
     return data
 
@@ -353,7 +342,7 @@ def track_evaluation(
     return EvaluationTracker(experiment_name, tracking_uri).log_report(data, folder)
 
 
-def relabeled(report: dict[str, Any], mode: str) -> dict[str, Any]:
+def relabeled(report: EvaluationReport, mode: str) -> EvaluationReport:
     """The report as an evaluation of ``mode``: under another mode it is another evaluation
     (its own ``evaluation_id``, the same for every relabel of it to that mode)."""
     run = report["run"]

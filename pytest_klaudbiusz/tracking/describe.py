@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from pytest_klaudbiusz.results.model import CHECKS, RATES
-from pytest_klaudbiusz.results.render import markdown_table
+from pytest_klaudbiusz.results.markdown import markdown_table
+from pytest_klaudbiusz.results.metrics import CHECKS, RATES, percent
 
 NOTE_TAG = "mlflow.note.content"  # MLflow's own: the description the UI shows and edits
 MAX_NOTE_CHARS = 7500  # tag values beyond 8,000 characters are cut by some stores
@@ -37,13 +37,9 @@ EXPERIMENT_DESCRIPTION = (
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
 
-def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
 def run_description(report: Mapping[str, Any]) -> str:
     """Markdown for the run page: headline numbers, rates, gate verdict, apps to look at."""
-    from pytest_klaudbiusz.ci.gates import markdown_lines
+    from pytest_klaudbiusz.ci.gate_report import markdown_lines
 
     run, summary = report["run"], report["summary"]
     counts = report.get("counts") or {}
@@ -51,13 +47,13 @@ def run_description(report: Mapping[str, Any]) -> str:
     headline = (
         f"**{run.get('mode')}** evaluation of {summary.get('total_apps')} apps"
         f" ({summary.get('evaluated')} evaluated, {summary.get('infra_errors', 0)} infrastructure"
-        f" errors): overall quality {_pct(summary.get('overall_quality_score'))},"
+        f" errors): overall quality {percent(summary.get('overall_quality_score'))},"
         f" average appeval_100 {'n/a' if appeval is None else f'{appeval:.1f}'}."
     )
     rates = [
         (
             rate,
-            _pct(summary.get(rate)),
+            percent(summary.get(rate)),
             "{passed} / {checked}".format(**counts[check]) if check in counts else "-",
         )
         for check, rate in RATES.items()

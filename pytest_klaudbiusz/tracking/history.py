@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_klaudbiusz.ci.compare import RunRecord
-from pytest_klaudbiusz.results.render import FILE_NAMES, load_report
+from pytest_klaudbiusz.results.files import load_report
+from pytest_klaudbiusz.results.report import FILE_NAMES, EvaluationReport, utc_timestamp
 from pytest_klaudbiusz.tracking.runs import (
     display_uri,
     error_reason,
@@ -41,7 +42,7 @@ class HistoryError(Exception):
 def _iso(ms: int | None) -> str:
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_timestamp(datetime.fromtimestamp(ms / 1000, UTC))
 
 
 def _literal(name: str, value: str) -> str:
@@ -160,7 +161,7 @@ class History:
             ) from None
         return self._record(run)
 
-    def report(self, run_id: str) -> dict[str, Any] | None:
+    def report(self, run_id: str) -> EvaluationReport | None:
         """The run's ``evaluation_report.json``, or None when it has none (or not a valid one)."""
         with tempfile.TemporaryDirectory() as tmp:
             try:

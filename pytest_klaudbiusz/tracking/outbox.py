@@ -19,11 +19,9 @@ import shutil
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from pytest_klaudbiusz.results.render import FILE_NAMES
+from pytest_klaudbiusz.results.report import FILE_NAMES, EvaluationReport, utc_timestamp
 
 ENTRY_FILE = "outbox.json"
 
@@ -47,7 +45,7 @@ class Outbox:
         self.root = root
 
     def put(
-        self, report: dict[str, Any], files: Iterable[Path], target: str, experiment: str
+        self, report: EvaluationReport, files: Iterable[Path], target: str, experiment: str
     ) -> OutboxEntry:
         """Keep a copy of the evaluation's files until ``remove``; raises ``OSError``."""
         run = report["run"]
@@ -64,7 +62,7 @@ class Outbox:
             "target": target,
             "experiment": experiment,
             "run_name": f"eval_{run['mode']}_{run['started_at']}",
-            "saved_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "saved_at": utc_timestamp(),
             "error": None,
         }
         (staging / ENTRY_FILE).write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
@@ -146,7 +144,7 @@ def send_waiting(
 
 
 def _send(entry: OutboxEntry, uri: str, traces: bool) -> Delivery:
-    from pytest_klaudbiusz.results.render import load_report
+    from pytest_klaudbiusz.results.files import load_report
     from pytest_klaudbiusz.tracking import runs as tracking
     from pytest_klaudbiusz.tracking.api import EvaluationTracker
 

@@ -12,54 +12,20 @@ import json
 import logging
 import math
 import re
-import socket
 import warnings
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import SplitResult, quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from pytest_klaudbiusz.results.model import CHECKS
+from pytest_klaudbiusz.results.metrics import GENERATION_KEYS, TABLE_METRICS
+from pytest_klaudbiusz.results.report import REPRODUCIBILITY_FIELDS, EvaluationReport
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-DEFAULT_EXPERIMENT = "/Shared/klaudbiusz-evaluations"
-
-#: Set with ``setdefault`` before MLflow is imported, so the user's values win. Measured
-#: here: a request to a closed port fails after ~2.5 s, to a server that accepts but never
-#: answers after ~33 s (3 tries of 10 s), instead of ~250 s and ~20 min with MLflow's
-#: defaults; ``log_report`` then spends as long again trying to mark the run FAILED.
-#: Telemetry would fetch a config from the internet on first use, and the plugin prints
-#: its own "View run" line.
-MLFLOW_ENV_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
-
-CONNECT_TIMEOUT_SEC = 2.0  # a tracking server must accept TCP connections within this
-DATABRICKS_TIMEOUT_SEC = 5.0  # a Databricks host must answer HTTP within this
-
-#: SQLAlchemy store schemes MLflow accepts (a driver may follow: ``postgresql+psycopg2``).
-SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-
-TABLE_METRICS = (
-    *CHECKS,
-    "local_runability_score",
-    "deployability_score",
-    "test_coverage_pct",
-    "total_loc",
-    "has_tests",
-    "build_time_sec",
-    "startup_time_sec",
-    "appeval_100",
-)
-TABLE_GENERATION = ("cost_usd", "input_tokens", "output_tokens", "turns")
 
 _ADVICE = (
     "check the server and --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
@@ -79,109 +45,10 @@ class TrackingError(Exception):
     """Tracking failed; the message is one line saying what failed and what to do."""
 
 
-def resolve_tracking_uri(option: str | None, environ: Mapping[str, str], rootdir: Path) -> str:
-    if option:
-        return option
-    if environ.get("MLFLOW_TRACKING_URI"):
-        return environ["MLFLOW_TRACKING_URI"]
-    if environ.get("DATABRICKS_HOST") and environ.get("DATABRICKS_TOKEN"):
-        return "databricks"
-    # SQLAlchemy percent-decodes the path, so encode it (spaces, "%", "?" in folder names).
-    return f"sqlite:///{quote(str((rootdir / 'mlflow.db').resolve()))}"
-
-
-def resolve_experiment(option: str | None, environ: Mapping[str, str]) -> str:
-    return option or environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-
-
-def configure_mlflow_environment(environ: MutableMapping[str, str]) -> None:
-    for name, value in MLFLOW_ENV_DEFAULTS.items():
-        environ.setdefault(name, value)
-
-
-def check_tracking_uri(uri: str, environ: Mapping[str, str]) -> None:
-    """Fail in seconds, before MLflow is imported, on URIs that cannot work."""
-    parts = urlsplit(uri)
-    scheme = "databricks" if uri == "databricks" else parts.scheme.partition("+")[0].lower()
-    if scheme in ("http", "https"):
-        _check_server(parts)
-    elif scheme == "databricks":
-        host = environ.get("DATABRICKS_HOST")
-        if uri == "databricks" and not (host and environ.get("DATABRICKS_TOKEN")):
-            raise TrackingError(
-                "tracking URI is 'databricks' but DATABRICKS_HOST and DATABRICKS_TOKEN are not"
-                " both set: set them (environment or .env), or pass --klaud-no-tracking"
-            )
-        if host:
-            _check_databricks_host(host)
-    elif scheme in ("", "file"):
-        if environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
-            raise TrackingError(
-                f"tracking URI {uri!r} names MLflow's retired file store: use"
-                " sqlite:///<path>/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true"
-            )
-    elif scheme == "sqlite":
-        db = sqlite_file(uri)
-        if db is not None and not db.parent.is_dir():
-            raise TrackingError(
-                f"folder {str(db.parent)!r} of the tracking database does not exist:"
-                " create it or fix --klaud-tracking-uri / MLFLOW_TRACKING_URI"
-            )
-    elif scheme not in SQL_SCHEMES:
-        raise TrackingError(
-            f"unsupported MLflow tracking URI {display_uri(uri)!r}: use sqlite:///<path>/mlflow.db,"
-            " http(s)://<server>, databricks, or a postgresql/mysql/mssql URL"
-        )
-
-
-def _check_server(parts: SplitResult) -> None:
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        socket.create_connection((parts.hostname or "", port), CONNECT_TIMEOUT_SEC).close()
-    except (OSError, ValueError) as exc:
-        raise TrackingError(
-            f"MLflow tracking server {display_uri(parts.geturl())} is unreachable"
-            f" ({error_reason(exc)}):"
-            " start it, fix --klaud-tracking-uri / MLFLOW_TRACKING_URI, or pass --klaud-no-tracking"
-        ) from None
-
-
-def _check_databricks_host(host: str) -> None:
-    """Any HTTP answer will do; without one the Databricks SDK would retry for minutes."""
-    from urllib.error import HTTPError
-    from urllib.request import Request, urlopen
-
-    url = host if "://" in host else f"https://{host}"
-    try:
-        urlopen(Request(url, method="HEAD"), timeout=DATABRICKS_TIMEOUT_SEC).close()
-    except HTTPError:
-        pass
-    except (OSError, ValueError) as exc:
-        raise TrackingError(
-            f"Databricks host {url} does not answer ({error_reason(exc)}):"
-            " check DATABRICKS_HOST and"
-            " your network, or pass --klaud-no-tracking"
-        ) from None
-
-
 def run_name(report: Mapping[str, Any]) -> str:
     run = report["run"]
     name = f"eval_{run['mode']}_{run['started_at']}"
     return f"{name} shard {run['shard']}" if run.get("shard") else name
-
-
-#: What reproduces a run, from ``report["run"]``: tags, so they can change and be searched.
-REPRODUCIBILITY_TAGS = (
-    "git_commit",
-    "git_branch",
-    "plugin_version",
-    "pytest_version",
-    "python_version",
-    "mlflow_version",
-    "command",
-    "sandbox",  # where the apps ran (bwrap or none) and under which limits
-    "limits",
-)
 
 
 #: The ``framework`` tag of a shard's run: a part of an evaluation is never a baseline nor
@@ -196,7 +63,7 @@ def run_tags(report: Mapping[str, Any]) -> dict[str, str]:
     ``SHARD_FRAMEWORK``), ``klaud_shard`` and its parent; a merge of shards has
     ``klaud_shards`` (how many). Missing values are left out."""
     run = report["run"]
-    tags = {"mode": run["mode"], **{key: run.get(key) for key in REPRODUCIBILITY_TAGS}}
+    tags = {"mode": run["mode"], **{key: run.get(key) for key in REPRODUCIBILITY_FIELDS}}
     tags["dataset_digest"] = (run.get("dataset") or {}).get("digest")
     tags[EVALUATION_ID_TAG] = run.get("evaluation_id")
     if run.get("shard"):
@@ -337,7 +204,7 @@ class MlflowTracker:
         writes them), then the end state."""
         from mlflow.entities import Param, RunTag
 
-        from pytest_klaudbiusz.ci.gates import mlflow_fields
+        from pytest_klaudbiusz.ci.gate_report import mlflow_fields
         from pytest_klaudbiusz.tracking.describe import NOTE_TAG, run_description
 
         run = report["run"]
@@ -486,7 +353,7 @@ def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
     """One row per app, as columns (the shape ``MlflowClient.log_table`` takes): its checks
     and scores, its generation cost and its custom metrics (``custom_<name>`` where the
     name is taken), so runs can be compared app by app."""
-    fixed = ("app_name", "template_type", "status", *TABLE_METRICS, *TABLE_GENERATION)
+    fixed = ("app_name", "template_type", "status", *TABLE_METRICS, *GENERATION_KEYS)
     custom = sorted({name for app in report["apps"] for name in app.get("custom_metrics") or {}})
     custom_columns = {name: f"custom_{name}" if name in fixed else name for name in custom}
     rows = [
@@ -495,7 +362,7 @@ def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
             "template_type": app["template_type"],
             "status": str(app["status"]),
             **{name: app["metrics"].get(name) for name in TABLE_METRICS},
-            **{name: (app.get("generation_metrics") or {}).get(name) for name in TABLE_GENERATION},
+            **{name: (app.get("generation_metrics") or {}).get(name) for name in GENERATION_KEYS},
             **{
                 column: (app.get("custom_metrics") or {}).get(name)
                 for name, column in custom_columns.items()
@@ -509,7 +376,7 @@ def apps_table(report: Mapping[str, Any]) -> dict[str, list[Any]]:
 
 
 def log_report(
-    report: dict[str, Any],
+    report: EvaluationReport,
     files: Sequence[Path],
     uri: str,
     experiment: str,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pytest_klaudbiusz.results.model import CHECK_STAGES, CHECKS
+from pytest_klaudbiusz.results.metrics import CHECK_STAGES, CHECKS
 from pytest_klaudbiusz.tracking.runs import EVALUATION_ID_TAG  # the runs' tag, on traces too
 
 if TYPE_CHECKING:
