@@ -581,7 +581,7 @@ def test_malformed_package_json_in_trpc_server(tmp_path: Path) -> None:
 
 # --- template detection: the generated bun + drizzle/PostgreSQL layout ---------------------
 
-TASKS_APP = Path(__file__).resolve().parents[1] / "evals" / "apps" / "tasks-bun-trpc"
+TASKS_APP = Path(__file__).resolve().parents[2] / "evals" / "apps" / "tasks-bun-trpc"
 
 
 def test_generated_bun_layout_is_run_as_its_deployment_runs_it() -> None:

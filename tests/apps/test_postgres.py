@@ -37,7 +37,7 @@ from pytest_klaudbiusz.apps.postgres import (
 )
 from pytest_klaudbiusz.apps.templates import plan_app
 
-NOTES = Path(__file__).parent / "postgres_apps" / "notes"
+NOTES = Path(__file__).parents[1] / "postgres_apps" / "notes"
 ALL_PASS = dict.fromkeys(
     ("build_success", "runtime_success", "tests_pass", "databricks_connectivity"), True
 )
@@ -260,7 +260,12 @@ def test_each_app_gets_two_empty_databases_of_its_own_dropped_after_it(
     by_name = apps_by_name(report)
     for name in ("notes-a", "notes-b"):
         app = by_name[name]
-        assert checks(app) == {**ALL_PASS, "type_safety": None, "data_returned": True}
+        assert checks(app) == {
+            **ALL_PASS,
+            "type_safety": None,
+            "data_returned": True,
+            "ui_renders": None,
+        }  # an API: no page
         server_db, test_db = (
             app["details"]["databases"]["server"],
             app["details"]["databases"]["test"],

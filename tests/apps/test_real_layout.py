@@ -74,7 +74,9 @@ def test_the_generated_layout_is_judged_right_with_nothing_written_by_hand(
 
     report = read_report(pytester.path / "app-eval")
     found = {name: checks(app) for name, app in apps_by_name(report).items()}
-    passing = dict.fromkeys(("build_success", "runtime_success", "type_safety", "tests_pass"), True)
+    passing = dict.fromkeys(
+        ("build_success", "runtime_success", "type_safety", "tests_pass", "ui_renders"), True
+    )
     served = {"databricks_connectivity": True, "data_returned": True}
     assert found == {
         "tasks-bun-trpc": {**passing, **served},
@@ -84,14 +86,17 @@ def test_the_generated_layout_is_judged_right_with_nothing_written_by_hand(
             "runtime_success": False,
             "databricks_connectivity": False,
             "data_returned": False,
+            "ui_renders": False,
         },
         "tasks-failing-tests": {**passing, **served, "tests_pass": False},
-        # tsc fails the build and the type check, yet bun starts the server and it works
+        # tsc fails the build and the type check, yet bun starts the server and it works;
+        # the client imports the router's types, so its build fails too: no page to serve
         "tasks-type-error": {
             **passing,
             **served,
             "build_success": False,
             "type_safety": False,
+            "ui_renders": False,
         },
         "tasks-broken-query": {
             **passing,
@@ -104,7 +109,8 @@ def test_the_generated_layout_is_judged_right_with_nothing_written_by_hand(
     apps_found = apps_by_name(report)
     assert {a["template_type"] for a in apps_found.values()} == {"trpc"}
     runtime = next(s for s in apps_found["tasks-wrong-port"]["stages"] if s["name"] == "runtime")
-    assert "its log says it listens on port" in runtime["reason"]
+    assert runtime["reason"].endswith("its log says it listens on another port")
+    assert "port_env" in apps_found["tasks-wrong-port"]["details"]["port_hint"]
     data = next(s for s in apps_found["tasks-broken-query"]["stages"] if s["name"] == "data")
     assert "GET /listProjects: answered 500" in data["log_tail"]
     typecheck = next(s for s in apps_found["tasks-bun-trpc"]["stages"] if s["name"] == "typecheck")

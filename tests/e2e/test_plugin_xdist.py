@@ -247,7 +247,7 @@ def test_shipped_corpus_serial_and_xdist_give_the_same_report(pytester: pytest.P
     )
     without_ui = {name for name, app in apps.items() if app["metrics"]["ui_renders"] is None}
     assert without_ui == {"billing-export-docker", "manifest-app", "nightly-digest-batch",
-                          "no-tests-no-build", "unresolvable-deps"}  # fmt: skip
+                          "unresolvable-deps"}  # fmt: skip
     assert outcomes(apps["broken-build"])["runtime"] == "passed"  # tried after a failed build
     assert outcomes(apps["crash-on-start"])["data"] == "skipped"
     assert {name: app["template_type"] for name, app in apps.items()} == {
