@@ -26,6 +26,7 @@ from pytest_klaudbiusz.apps.postgres import (
     find_pg_ctl,
 )
 from pytest_klaudbiusz.apps.templates import plan_app
+from pytest_klaudbiusz.options import OptionReader
 from pytest_klaudbiusz.settings import Settings
 
 POSTGRES_INPUT = "klaud_postgres"  # the workerinput key
@@ -80,7 +81,7 @@ def register(config: pytest.Config, settings: Settings) -> None:
 
 
 def _on_controller(config: pytest.Config, settings: Settings) -> SessionPostgres:
-    url = config.getoption("klaud_postgres") or config.getini("klaud_postgres")
+    url = OptionReader(config).value("klaud_postgres")
     if url:
         try:
             return SessionPostgres(connect_server(url, USER_SERVER))

@@ -23,6 +23,7 @@ from pytest_klaudbiusz.apps.isolation import (
     parse_limits,
     tool_folders,
 )
+from pytest_klaudbiusz.options import OptionReader
 
 CHOICES = ("auto", "bwrap", "none")
 ISOLATION_KEY = pytest.StashKey[Isolation]()
@@ -49,11 +50,12 @@ def add_options(parser: pytest.Parser) -> None:
 
 def configure(config: pytest.Config) -> Isolation:
     """This process's ``Isolation`` (kept in the config's stash); ``UsageError`` if refused."""
-    choice = config.getoption("klaud_sandbox") or config.getini("klaud_sandbox") or "auto"
+    read = OptionReader(config)
+    choice = read.value("klaud_sandbox") or "auto"
     if choice not in CHOICES:
         raise pytest.UsageError(f"--klaud-sandbox {choice!r}: use {', '.join(CHOICES)}")
     try:
-        limits = parse_limits([*config.getini("klaud_limit"), *config.getoption("klaud_limit")])
+        limits = parse_limits(read.items("klaud_limit"))
     except LimitError as exc:
         raise pytest.UsageError(f"--klaud-limit: {exc}") from None
     bwrap = None

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_klaudbiusz.options import OptionReader
 from pytest_klaudbiusz.results.metrics import RATES, format_value
 
 if TYPE_CHECKING:  # gates is imported where an alert is composed, not by every session
@@ -117,8 +118,9 @@ def alert_config(
     config: pytest.Config, environ: Mapping[str, str], has_baseline: bool
 ) -> AlertConfig | None:
     """The session's alerts, checked now (before any app runs); None without any URL."""
-    urls = (*config.getini("klaud_alerts"), *config.getoption("klaud_alert"))
-    on = config.getoption("klaud_alert_on") or config.getini("klaud_alert_on") or GATE
+    read = OptionReader(config)
+    urls = tuple(read.items("klaud_alert", "klaud_alerts"))
+    on = read.value("klaud_alert_on") or GATE
     if on not in ALERT_ON:
         raise pytest.UsageError(f"--klaud-alert-on {on!r}: use one of {', '.join(ALERT_ON)}")
     if not urls:

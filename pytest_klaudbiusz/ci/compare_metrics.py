@@ -10,6 +10,7 @@ import difflib
 
 import pytest
 
+from pytest_klaudbiusz.options import OptionReader
 from pytest_klaudbiusz.results.metrics import CUSTOM_METRIC, DISPLAY_ORDER, METRIC_DIRECTIONS, RATES
 
 ALL = "all"
@@ -52,6 +53,6 @@ def parse(text: str) -> tuple[str, ...] | None:
 
 def selected(config: pytest.Config) -> tuple[str, ...] | None:
     try:
-        return parse(config.getoption("klaud_metrics") or config.getini("klaud_metrics"))
+        return parse(OptionReader(config).value("klaud_metrics"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None

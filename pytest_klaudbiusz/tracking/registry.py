@@ -61,16 +61,11 @@ def register_request(config: pytest.Config) -> RegisterRequest | None:
     """What ``--klaud-register`` asks for, checked; ``pytest.UsageError`` on a bad file."""
     import pytest
 
-    name = config.getoption("klaud_register") or config.getini("klaud_register")
-    option = config.getoption("klaud_generation_config")
-    ini = config.getini("klaud_generation_config")
-    if option:
-        path: Path | None = Path(config.invocation_params.dir, option).resolve()
-    elif ini:
-        base = config.inipath.parent if config.inipath else config.rootpath
-        path = (base / ini).resolve()
-    else:
-        path = None
+    from pytest_klaudbiusz.options import OptionReader
+
+    read = OptionReader(config)
+    name = read.value("klaud_register")
+    path = read.path("klaud_generation_config")
     if path is not None and not path.is_file():
         raise pytest.UsageError(f"--klaud-generation-config {path}: no such file")
     if not name:

@@ -83,19 +83,23 @@ class AppTrace:
 
 
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("klaudbiusz-traces", "klaudbiusz per-app MLflow traces")
-    group.addoption(
+    from pytest_klaudbiusz.options import add_option
+
+    add_option(
+        parser,
         "--klaud-no-traces",
+        "klaud_no_traces",
+        "log no per-app traces and assessments to MLflow, only the run",
+        ini_type="bool",
         action="store_true",
         default=None,
-        help="log no per-app traces and assessments to MLflow, only the run (ini: klaud_no_traces)",
     )
-    parser.addini("klaud_no_traces", "log no per-app MLflow traces", type="bool", default=False)
 
 
 def traces_wanted(config: pytest.Config) -> bool:
-    option = config.getoption("klaud_no_traces", None)
-    return not (option if option is not None else config.getini("klaud_no_traces"))
+    from pytest_klaudbiusz.options import OptionReader
+
+    return not OptionReader(config).flag("klaud_no_traces")
 
 
 def _seconds(timestamp: str) -> float:
