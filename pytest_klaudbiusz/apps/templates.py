@@ -333,10 +333,9 @@ def _test_runner(server: _NodePackage) -> str | None:
     files = list(_sources(server.path, tests=True))
     if not files:
         return None
-    folders = sorted({f.relative_to(server.path).parts[0] for f in files})
-    if any(len(f.relative_to(server.path).parts) == 1 for f in files):
-        folders = ["."]
-    targets = " ".join(f"./{shlex.quote(f)}" if f != "." else "." for f in folders)
+    # each top folder holding tests, or the test file itself at the top: never "." (dist/)
+    tops = sorted({f.relative_to(server.path).parts[0] for f in files})
+    targets = " ".join(f"./{shlex.quote(top)}" for top in tops)
     texts = " ".join(f.read_text(errors="replace")[:4000] for f in files[:20])
     if "bun:test" in texts or (server.manager == "bun" and "vitest" not in texts):
         return server.in_folder(f"bun test {targets}")

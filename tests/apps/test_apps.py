@@ -660,6 +660,9 @@ def test_test_runner_over_source_test_files_only(tmp_path: Path) -> None:
         "server/node_modules/x/y.test.js": "a dependency's",
     })  # fmt: skip
     assert detect_template(app).commands["test"] == "cd server && bun test ./src"
+    write(app, {"server/top.test.ts": "import { test } from 'bun:test';"})  # never "." (dist/)
+    assert detect_template(app).commands["test"] == "cd server && bun test ./src ./top.test.ts"
+    (tmp_path / "server" / "top.test.ts").unlink()
     (tmp_path / "server" / "src" / "tests" / "a.test.ts").write_text("import 'vitest';")
     write(tmp_path, {"server/package.json": {**package(build="tsc"),
                                              "devDependencies": {"vitest": "3"}}})  # fmt: skip
