@@ -143,6 +143,13 @@ def add_options(parser: pytest.Parser) -> None:
     )
     add_option(
         parser,
+        "--klaud-test-retries",
+        "klaud_test_retries",
+        "reruns of an app's failing test suite; one that then passes is flaky (default 1)",
+        metavar="N",
+    )
+    add_option(
+        parser,
         "--klaud-allow-infra-errors",
         "klaud_allow_infra_errors",
         "infrastructure errors tolerated before the session fails (default 0)",
@@ -265,6 +272,7 @@ def read_settings(config: pytest.Config) -> Settings:
         summary_md=read.path("klaud_summary_md"),
         trend_runs=read.count("klaud_trend_runs", DEFAULT_TREND_RUNS),
         ui=ui_enabled(config),
+        test_retries=read.count("klaud_test_retries", 1),
     )
 
 

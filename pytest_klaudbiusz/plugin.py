@@ -290,6 +290,7 @@ def _evaluate(app_dir: Path, config: pytest.Config) -> KlaudApp:
         ui=settings.ui,
         postgres=postgres.server,
         no_postgres=postgres.problem,
+        test_retries=settings.test_retries,
     )
 
     def run(app_dir: Path) -> AppResult:

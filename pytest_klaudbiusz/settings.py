@@ -51,6 +51,7 @@ class Settings:
     summary_md: Path | None = None  # where the Markdown summary of a gate or baseline goes
     trend_runs: int = DEFAULT_TREND_RUNS  # runs in the trend chart; 0: no chart
     ui: bool = True  # open each app's page in a headless browser
+    test_retries: int = 1  # reruns of a failing test suite (one that then passes is flaky)
 
 
 def parse_mode(option: str | None, environ: Mapping[str, str], ini: str | None = None) -> str:

@@ -266,6 +266,19 @@ def test_timeouts_from_option_and_ini_apply_to_their_stages(pytester: pytest.Pyt
     )
 
 
+def test_test_retries_from_option_and_ini(pytester: pytest.Pytester) -> None:
+    flaky = "if [ -f .ran ]; then exit 0; fi; touch .ran; exit 1"  # fails once per copy
+    make_app(pytester.path, "flaky-suite", test=flaky)
+    pytester.makepyfile(test_evals=TEST_FILE)
+    pytester.makeini(INI + "klaud_test_retries = 0\n")
+    strict = pytester.runpytest(NO_TRACKING, "-p", "no:cacheprovider")
+    strict.assert_outcomes(failed=1)  # the ini says: no rerun
+    retried = pytester.runpytest(NO_TRACKING, "-p", "no:cacheprovider", "--klaud-test-retries=1")
+    retried.assert_outcomes(passed=1)  # the option wins: flaky, not failed
+    app = apps_by_name(read_report(pytester.path / "app-eval"))["flaky-suite"]
+    assert "test: flaky" in app["issues"]
+
+
 # --- bad input: one line, exit code 4, no traceback ------------------------------
 
 

@@ -67,6 +67,7 @@ def result_key(app_dir: Path, options: EvalOptions) -> str:
     for pattern in options.env_passthrough:
         key.update(framed(b"P", pattern))
     key.update(framed(b"U", str(options.ui)))
+    key.update(framed(b"R", str(options.test_retries)))  # a flaky suite passes only with one
     isolation = options.isolation  # an app may pass unsandboxed and fail sandboxed
     key.update(framed(b"S", f"{isolation.sandbox} {isolation.limits}"))
     for name, value in app_variables(app_dir, options):
