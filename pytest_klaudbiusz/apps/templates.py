@@ -141,9 +141,11 @@ class _NodePackage:
 
     @property
     def builds_with_tsc(self) -> bool:
-        """Its build starts with the type check its ``typecheck()`` would run again."""
+        """Its build starts with the type check its ``typecheck()`` would run again: plain
+        ``tsc`` or ``tsc -b`` on its own tsconfig.json (``-p other.json`` may check less)."""
         build = self.scripts.get("build", "")
-        return "typecheck" not in self.scripts and re.match(r"tsc(\s|$)", build) is not None
+        own_config = re.match(r"tsc(?: (?:-b|--build))?(?:\s*(?:&&|;|$))", build) is not None
+        return "typecheck" not in self.scripts and own_config
 
     def typecheck(self) -> str | None:
         """The typecheck script, else ``tsc`` that really checks: ``tsc -b`` for a

@@ -614,6 +614,9 @@ def test_typecheck_in_build_only_when_every_build_runs_that_tsc(tmp_path: Path) 
     assert not detect_template(app).typecheck_in_build  # vite does not check types
     write(app, {"client/package.json": package(build="tsc -b && vite build")})
     assert detect_template(app).typecheck_in_build
+    write(app, {"client/package.json": package(build="tsc -p tsconfig.build.json && vite")})
+    assert not detect_template(app).typecheck_in_build  # another config may check less
+    write(app, {"client/package.json": package(build="tsc -b && vite build")})
     write(app, {"server/package.json": package(build="tsc", typecheck="tsc --noEmit --strict")})
     assert not detect_template(app).typecheck_in_build  # its own typecheck script differs
 
